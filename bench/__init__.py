@@ -1,0 +1,1 @@
+"""Benchmarks: one Codec interface, quality sweeps, BD-rates and plots."""

@@ -1,0 +1,137 @@
+"""One interface for every codec the benchmark compares: encode to bytes, decode to pixels.
+
+Traditional codecs run through Pillow (and its JPEG XL and HEIF plugins, from the ``bench``
+extra) in their strong settings: JPEG optimised Huffman tables, WebP method 6, AVIF speed 4
+at 4:4:4, JPEG XL effort 7, HEIC (HEVC intra, the stand-in for BPG) at 4:4:4.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+
+class Codec(Protocol):
+    """A lossy codec swept over ``qualities`` (larger means more bits)."""
+
+    name: str
+    description: str
+    qualities: Sequence[float]
+
+    def encode(self, pixels: np.ndarray, quality: float) -> bytes:
+        """Compress ``uint8`` pixels of shape ``(H, W, 3)``."""
+        ...
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Return ``uint8`` pixels of shape ``(H, W, 3)``."""
+        ...
+
+
+@dataclass(frozen=True)
+class PillowCodec:
+    """A codec that Pillow writes as ``pillow_format`` with options derived from quality."""
+
+    name: str
+    description: str
+    pillow_format: str
+    qualities: Sequence[float]
+    options: Callable[[float], dict]
+    register_plugin: Callable[[], None] | None = None
+
+    def encode(self, pixels: np.ndarray, quality: float) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format=self.pillow_format, **self.options(quality))
+        return buffer.getvalue()
+
+    def decode(self, data: bytes) -> np.ndarray:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGB"))
+
+
+class MissingCodecError(RuntimeError):
+    """A codec's library is not installed."""
+
+
+def _register_jxl() -> None:
+    try:
+        import pillow_jxl  # noqa: F401  (registers the JXL format with Pillow)
+    except ImportError:
+        raise MissingCodecError(
+            "jxl needs pillow-jxl-plugin: pip install 'inrstore[bench]'"
+        ) from None
+
+
+def _register_heif() -> None:
+    try:
+        import pillow_heif
+    except ImportError:
+        raise MissingCodecError("heic needs pillow-heif: pip install 'inrstore[bench]'") from None
+    pillow_heif.register_heif_opener()
+
+
+def _jpeg(subsampling: int) -> Callable[[float], dict]:
+    return lambda q: {"quality": int(q), "optimize": True, "subsampling": subsampling}
+
+
+_RGB_BITS = 24.0
+
+_CODECS: dict[str, PillowCodec] = {
+    "jpeg": PillowCodec(
+        "jpeg", "JPEG 4:2:0, optimised (Pillow)", "JPEG",
+        (2, 5, 10, 20, 35, 50, 70, 85, 90), _jpeg(2),
+    ),
+    "jpeg444": PillowCodec(
+        "jpeg444", "JPEG 4:4:4, optimised (Pillow)", "JPEG",
+        (2, 5, 10, 20, 35, 50, 70, 85, 90), _jpeg(0),
+    ),
+    "webp": PillowCodec(
+        "webp", "WebP method 6 (Pillow)", "WEBP",
+        (0, 10, 25, 40, 55, 70, 80, 90), lambda q: {"quality": int(q), "method": 6},
+    ),
+    "avif": PillowCodec(
+        "avif", "AVIF speed 4, 4:4:4 (Pillow)", "AVIF",
+        (5, 15, 25, 35, 45, 55, 65, 75, 85),
+        lambda q: {"quality": int(q), "speed": 4, "subsampling": "4:4:4"},
+    ),
+    "jxl": PillowCodec(
+        "jxl", "JPEG XL effort 7 (pillow-jxl-plugin)", "JXL",
+        (1, 5, 15, 30, 45, 60, 75, 85, 92), lambda q: {"quality": int(q), "effort": 7},
+        _register_jxl,
+    ),
+    "jpeg2000": PillowCodec(
+        "jpeg2000", "JPEG 2000, 9/7 wavelet, rate-controlled (OpenJPEG)", "JPEG2000",
+        (0.1, 0.15, 0.25, 0.4, 0.6, 0.9, 1.3, 2.0),
+        lambda bpp: {
+            "quality_mode": "rates",
+            "quality_layers": [_RGB_BITS / bpp],
+            "irreversible": True,
+            "mct": 1,
+        },
+    ),
+    "heic": PillowCodec(
+        "heic", "HEIC (HEVC intra, BPG stand-in), 4:4:4 (pillow-heif)", "HEIF",
+        (5, 12, 20, 28, 36, 44, 52, 60), lambda q: {"quality": int(q), "chroma": 444},
+        _register_heif,
+    ),
+}  # fmt: skip
+
+CODEC_NAMES = tuple(_CODECS)
+
+
+def get_codec(name: str) -> Codec:
+    """The codec registered as ``name``, its plugin loaded.
+
+    Raises ``KeyError`` naming the known codecs, or :class:`MissingCodecError`.
+    """
+    try:
+        codec = _CODECS[name]
+    except KeyError:
+        raise KeyError(f"unknown codec {name!r}; known: {', '.join(CODEC_NAMES)}") from None
+    if codec.register_plugin is not None:
+        codec.register_plugin()
+    return codec

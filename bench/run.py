@@ -1,0 +1,146 @@
+"""Quality sweeps of one codec over a set of images, with CompressAI-schema JSON results."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from inrstore.bench.codecs import Codec
+from inrstore.datasets import ImageBatch, scan_images
+from inrstore.models.metrics import bpp, ms_ssim, psnr
+
+
+@dataclass(frozen=True)
+class BenchImage:
+    """An RGB test image: ``pixels`` is ``uint8`` of shape ``(H, W, 3)``."""
+
+    name: str
+    pixels: np.ndarray
+
+
+@dataclass(frozen=True)
+class ImagePoint:
+    """One image coded at one quality. Times are seconds, one call each."""
+
+    image: str
+    quality: float
+    num_bytes: int
+    bpp: float
+    psnr: float
+    ms_ssim: float
+    encoding_time: float
+    decoding_time: float
+
+
+_KEYS = (
+    ("psnr-rgb", "psnr"),
+    ("ms-ssim-rgb", "ms_ssim"),
+    ("bpp", "bpp"),
+    ("encoding_time", "encoding_time"),
+    ("decoding_time", "decoding_time"),
+)
+"""CompressAI JSON key and the :class:`ImagePoint` attribute it averages."""
+
+
+@dataclass
+class CodecResult:
+    """All points of a sweep; :meth:`curve` averages them per quality (CompressAI convention)."""
+
+    name: str
+    description: str
+    points: list[ImagePoint] = field(default_factory=list)
+
+    def curve(self) -> dict[str, list[float]]:
+        """Per-quality means, ordered by increasing bpp, keyed as in CompressAI's JSON."""
+        qualities = sorted({p.quality for p in self.points})
+        rows = []
+        for quality in qualities:
+            group = [p for p in self.points if p.quality == quality]
+            row = {key: statistics.fmean(getattr(p, attr) for p in group) for key, attr in _KEYS}
+            rows.append(row | {"quality": quality})
+        rows.sort(key=lambda row: row["bpp"])
+        return {key: [row[key] for row in rows] for key in [*dict(_KEYS), "quality"]}
+
+    def to_json(self) -> dict:
+        images = sorted({p.image for p in self.points})
+        return {
+            "name": self.name,
+            "description": f"{self.description}; {len(images)} images; means per quality",
+            "results": self.curve(),
+        }
+
+
+def load_bench_images(
+    folder: str | Path, *, crop: int | None = None, limit: int | None = None
+) -> tuple[list[BenchImage], list[tuple[Path, str]]]:
+    """Load the images under ``folder`` as RGB (grey replicated, alpha dropped).
+
+    ``crop`` takes the centred ``crop × crop`` square (clamped to the image); ``limit`` keeps
+    the first images in scan order. Returns the images and ``(path, reason)`` failures.
+    """
+    scan = scan_images(folder)
+    found = scan.images[:limit] if limit else scan.images
+    batch = ImageBatch(found)
+    images = [BenchImage(image.name, _center_crop(_to_rgb(image.pixels), crop)) for image in batch]
+    return images, scan.problems + batch.failures
+
+
+def _to_rgb(pixels: np.ndarray) -> np.ndarray:
+    if pixels.shape[2] == 1:
+        return np.repeat(pixels, 3, axis=2)
+    return np.ascontiguousarray(pixels[:, :, :3])
+
+
+def _center_crop(pixels: np.ndarray, size: int | None) -> np.ndarray:
+    if size is None:
+        return pixels
+    height, width = pixels.shape[:2]
+    top, left = max(0, (height - size) // 2), max(0, (width - size) // 2)
+    return np.ascontiguousarray(pixels[top : top + size, left : left + size])
+
+
+def sweep(
+    codec: Codec,
+    images: Sequence[BenchImage],
+    *,
+    qualities: Sequence[float] | None = None,
+    on_point: Callable[[ImagePoint], None] | None = None,
+) -> CodecResult:
+    """Encode and decode every image at every quality; sizes are the full encoded bytes."""
+    result = CodecResult(codec.name, codec.description)
+    for quality in qualities if qualities is not None else codec.qualities:
+        for image in images:
+            start = time.perf_counter()
+            data = codec.encode(image.pixels, quality)
+            encoded = time.perf_counter()
+            decoded = codec.decode(data)
+            finished = time.perf_counter()
+            height, width = image.pixels.shape[:2]
+            point = ImagePoint(
+                image=image.name,
+                quality=quality,
+                num_bytes=len(data),
+                bpp=bpp(len(data), height, width),
+                psnr=psnr(image.pixels, decoded),
+                ms_ssim=ms_ssim(image.pixels, decoded),
+                encoding_time=encoded - start,
+                decoding_time=finished - encoded,
+            )
+            result.points.append(point)
+            if on_point is not None:
+                on_point(point)
+    return result
+
+
+def write_json(result: CodecResult, out_dir: str | Path) -> Path:
+    """Write ``<out_dir>/<name>.json`` (CompressAI schema) and return its path."""
+    path = Path(out_dir) / f"{result.name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result.to_json(), indent=2, allow_nan=True) + "\n")
+    return path

@@ -1,0 +1,1 @@
+"""The ``inrstore`` command line: a thin typer + rich shell over the Python API."""

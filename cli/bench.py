@@ -1,0 +1,91 @@
+"""``inrstore bench``: rate-distortion sweeps of codecs on a folder of images."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from inrstore.bench.codecs import CODEC_NAMES, MissingCodecError, get_codec
+from inrstore.bench.report import bd_rate_table, plot_rd
+from inrstore.bench.run import load_bench_images, sweep, write_json
+from inrstore.cli.console import console, fail, problems_table, progress_bar
+
+
+def bench(
+    folder: Annotated[Path, typer.Argument(help="Folder of test images (scanned recursively).")],
+    codecs: Annotated[
+        str, typer.Option(help=f"Comma-separated codecs among: {', '.join(CODEC_NAMES)}.")
+    ] = "jpeg,webp,avif",
+    anchor: Annotated[str, typer.Option(help="Codec that BD-rates are measured against.")] = "jpeg",
+    out: Annotated[Path, typer.Option(help="Folder for the JSON results and the plot.")] = Path(
+        "bench/results/latest"
+    ),
+    crop: Annotated[
+        int | None, typer.Option(min=8, help="Centre-crop every image to CROP×CROP pixels.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N images.")] = None,
+) -> None:
+    """Sweep each codec's quality over FOLDER; write JSON per codec, a plot and BD-rates.
+
+    Every image is encoded and decoded at every quality; PSNR and MS-SSIM are per image on
+    8-bit RGB, then averaged per quality (CompressAI convention); bpp counts the full file.
+    """
+    names = [name.strip() for name in codecs.split(",") if name.strip()]
+    if anchor not in names:
+        raise fail(f"--anchor {anchor!r} must be one of the benchmarked codecs ({codecs})", 2)
+    try:
+        chosen = [get_codec(name) for name in names]
+    except (KeyError, MissingCodecError) as err:
+        raise fail(str(err).strip("'\""), 2) from None
+    if not folder.is_dir():
+        raise fail(f"{folder}: not a folder", 2)
+    images, problems = load_bench_images(folder, crop=crop, limit=limit)
+    if problems:
+        console.print(problems_table(problems, "Skipped files"))
+    if not images:
+        raise fail(f"{folder}: no readable images", 1)
+
+    curves: dict[str, dict[str, list[float]]] = {}
+    with progress_bar() as progress:
+        for codec in chosen:
+            total = len(codec.qualities) * len(images)
+            task = progress.add_task(codec.name, total=total, status="")
+
+            def advance(point, task=task) -> None:
+                status = f"q={point.quality:g} {point.bpp:.3f} bpp {point.psnr:.2f} dB"
+                progress.update(task, advance=1, status=status)
+
+            result = sweep(codec, images, on_point=advance)
+            write_json(result, out)
+            curves[codec.name] = result.curve()
+
+    bd_rates = bd_rate_table(curves, anchor)
+    title = f"{folder.name}: {len(images)} images" + (f", {crop}px centre crop" if crop else "")
+    plot_rd(curves, out / "rd-psnr.png", title)
+    summary = {"anchor": anchor, "images": len(images), "crop": crop, "bd_rate_psnr": bd_rates}
+    (out / "bd-rate.json").write_text(json.dumps(summary, indent=2) + "\n")
+    console.print(_summary_table(curves, bd_rates, anchor, title))
+    console.print(f"results written to {out}/")
+
+
+def _summary_table(curves: dict, bd_rates: dict[str, float], anchor: str, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("codec", "bpp range", "PSNR range (dB)", "encode ms", "decode ms"):
+        table.add_column(column, justify="left" if column == "codec" else "right")
+    table.add_column(f"BD-rate vs {anchor}", justify="right")
+    for name, curve in curves.items():
+        rate = bd_rates[name]
+        table.add_row(
+            name,
+            f"{min(curve['bpp']):.3f}–{max(curve['bpp']):.3f}",
+            f"{min(curve['psnr-rgb']):.2f}–{max(curve['psnr-rgb']):.2f}",
+            f"{1000 * sum(curve['encoding_time']) / len(curve['bpp']):.1f}",
+            f"{1000 * sum(curve['decoding_time']) / len(curve['bpp']):.1f}",
+            "n/a (no overlap)" if math.isnan(rate) else f"{rate:+.1f}%",
+        )
+    return table

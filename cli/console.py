@@ -1,0 +1,49 @@
+"""The one rich console of the CLI, progress bars and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``error: message`` on stderr and return the exit to raise."""
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def progress_bar() -> Progress:
+    """A progress bar with a description, count, elapsed time and ETA."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+    )
+
+
+def problems_table(problems: list[tuple[Path, str]], title: str) -> Table:
+    """A table of ``(path, reason)`` rows."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("file")
+    table.add_column("reason")
+    for path, reason in problems:
+        table.add_row(str(path), reason)
+    return table

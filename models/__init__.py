@@ -1,0 +1,1 @@
+"""The codec: latent grids, synthesis, entropy model, bitstreams; and metrics."""

@@ -1,0 +1,1 @@
+"""The archive: LMDB index, shards and records (see the store issue)."""

@@ -1,0 +1,98 @@
+"""The traditional-codec benchmark: sweeps, JSON schema, BD-rate, plot and CLI errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from inrstore.bench.codecs import CODEC_NAMES, get_codec
+from inrstore.bench.report import bd_rate
+from inrstore.bench.run import load_bench_images, sweep
+from inrstore.cli.app import app
+
+runner = CliRunner()
+
+
+def test_bd_rate_of_a_curve_at_half_the_rate_is_minus_fifty_percent() -> None:
+    anchor = {"bpp": [0.25, 0.5, 1.0, 2.0], "psnr-rgb": [28.0, 31.0, 34.5, 38.0]}
+    test = {"bpp": [r / 2 for r in anchor["bpp"]], "psnr-rgb": anchor["psnr-rgb"]}
+    assert bd_rate(anchor, test) == pytest.approx(-50.0, abs=1e-6)
+    assert bd_rate(anchor, anchor) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_bd_rate_without_overlap_is_nan() -> None:
+    anchor = {"bpp": [0.1, 0.2, 0.3, 0.4], "psnr-rgb": [20.0, 21.0, 22.0, 23.0]}
+    test = {"bpp": [1.0, 2.0, 3.0, 4.0], "psnr-rgb": [40.0, 41.0, 42.0, 43.0]}
+    assert math.isnan(bd_rate(anchor, test))
+
+
+@pytest.mark.parametrize("name", CODEC_NAMES)
+def test_every_codec_round_trips_and_more_quality_costs_more_bits(name: str, kodak_samples) -> None:
+    images, problems = load_bench_images(kodak_samples, crop=64, limit=1)
+    assert problems == [] and images[0].pixels.shape == (64, 64, 3)
+    codec = get_codec(name)
+    low, high = codec.qualities[0], codec.qualities[-1]
+    result = sweep(codec, images, qualities=[low, high])
+    curve = result.curve()
+    assert curve["quality"] == [low, high]
+    assert curve["bpp"][0] < curve["bpp"][1]
+    assert curve["psnr-rgb"][0] < curve["psnr-rgb"][1]
+    assert curve["psnr-rgb"][1] > 28.0
+
+
+def test_unknown_codec_is_refused() -> None:
+    with pytest.raises(KeyError, match="unknown codec 'bpg'; known: jpeg"):
+        get_codec("bpg")
+
+
+def test_bench_command_writes_compressai_json_plot_and_bd_rates(
+    tmp_path: Path, kodak_samples: Path
+) -> None:
+    out = tmp_path / "results"
+    outcome = runner.invoke(
+        app, ["bench", str(kodak_samples), "--codecs", "jpeg,webp", "--out", str(out)]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    for name in ("jpeg", "webp"):
+        data = json.loads((out / f"{name}.json").read_text())
+        assert data["name"] == name and "4 images" in data["description"]
+        results = data["results"]
+        lengths = {len(results[key]) for key in results}
+        assert len(lengths) == 1 and lengths.pop() == len(get_codec(name).qualities)
+        assert results["bpp"] == sorted(results["bpp"])
+        assert all(t > 0 for t in results["encoding_time"] + results["decoding_time"])
+        assert all(math.isnan(v) for v in results["ms-ssim-rgb"])  # 128 px: below MS-SSIM's size
+    summary = json.loads((out / "bd-rate.json").read_text())
+    assert summary["anchor"] == "jpeg" and summary["images"] == 4
+    assert summary["bd_rate_psnr"]["jpeg"] == pytest.approx(0.0, abs=1e-9)
+    assert summary["bd_rate_psnr"]["webp"] < 0  # WebP beats JPEG on these photographs
+    assert (out / "rd-psnr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "BD-rate" in outcome.output and "results written to" in outcome.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--codecs", "jpeg,bpg"], "unknown codec 'bpg'"),
+        (["--codecs", "webp", "--anchor", "jpeg"], "--anchor 'jpeg' must be one of"),
+    ],
+)
+def test_bench_command_errors_are_one_line(
+    arguments: list[str], message: str, kodak_samples: Path, tmp_path: Path
+) -> None:
+    outcome = runner.invoke(app, ["bench", str(kodak_samples), "--out", str(tmp_path), *arguments])
+    assert outcome.exit_code == 2
+    assert message in outcome.output
+    assert "Traceback" not in outcome.output
+
+
+def test_bench_on_a_folder_without_images_fails(tmp_path: Path) -> None:
+    outcome = runner.invoke(
+        app, ["bench", str(tmp_path), "--codecs", "jpeg", "--out", str(tmp_path)]
+    )
+    assert outcome.exit_code == 1
+    assert "no readable images" in outcome.output
