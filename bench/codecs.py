@@ -53,6 +53,32 @@ class PillowCodec:
             return np.asarray(image.convert("RGB"))
 
 
+@dataclass(frozen=True)
+class InrstoreCodec:
+    """inrstore itself: one preset, swept over quality; sizes are whole bitstreams."""
+
+    preset: str
+    qualities: Sequence[float] = (20.0, 40.0, 60.0, 80.0)
+
+    @property
+    def name(self) -> str:
+        return f"inrstore-{self.preset}"
+
+    @property
+    def description(self) -> str:
+        return f"inrstore, preset {self.preset} (CPU), whole bitstream incl. network weights"
+
+    def encode(self, pixels: np.ndarray, quality: float) -> bytes:
+        from inrstore.models.codec import encode_image
+
+        return encode_image(pixels, self.preset, quality)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        from inrstore.models.codec import decode_image
+
+        return decode_image(data)
+
+
 class MissingCodecError(RuntimeError):
     """A codec's library is not installed."""
 
@@ -80,7 +106,7 @@ def _jpeg(subsampling: int) -> Callable[[float], dict]:
 
 _RGB_BITS = 24.0
 
-_CODECS: dict[str, PillowCodec] = {
+_CODECS: dict[str, Codec] = {
     "jpeg": PillowCodec(
         "jpeg", "JPEG 4:2:0, optimised (Pillow)", "JPEG",
         (2, 5, 10, 20, 35, 50, 70, 85, 90), _jpeg(2),
@@ -118,7 +144,7 @@ _CODECS: dict[str, PillowCodec] = {
         (5, 12, 20, 28, 36, 44, 52, 60), lambda q: {"quality": int(q), "chroma": 444},
         _register_heif,
     ),
-}  # fmt: skip
+} | {f"inrstore-{p}": InrstoreCodec(p) for p in ("fast", "default", "best")}  # fmt: skip
 
 CODEC_NAMES = tuple(_CODECS)
 
@@ -132,6 +158,7 @@ def get_codec(name: str) -> Codec:
         codec = _CODECS[name]
     except KeyError:
         raise KeyError(f"unknown codec {name!r}; known: {', '.join(CODEC_NAMES)}") from None
-    if codec.register_plugin is not None:
-        codec.register_plugin()
+    register_plugin = getattr(codec, "register_plugin", None)
+    if register_plugin is not None:
+        register_plugin()
     return codec

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from inrstore.cli.bench import bench
+from inrstore.cli.codec import decode, encode
 
 app = typer.Typer(
     name="inrstore",
@@ -20,6 +21,8 @@ def root() -> None:
     """An image archive that stores pictures as tiny neural networks."""
 
 
+app.command()(encode)
+app.command()(decode)
 app.command()(bench)
 
 

@@ -29,6 +29,9 @@ def bench(
         int | None, typer.Option(min=8, help="Centre-crop every image to CROP×CROP pixels.")
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N images.")] = None,
+    qualities: Annotated[
+        str | None, typer.Option(help="Comma-separated qualities replacing each codec's sweep.")
+    ] = None,
 ) -> None:
     """Sweep each codec's quality over FOLDER; write JSON per codec, a plot and BD-rates.
 
@@ -44,6 +47,12 @@ def bench(
         raise fail(str(err).strip("'\""), 2) from None
     if not folder.is_dir():
         raise fail(f"{folder}: not a folder", 2)
+    try:
+        sweep_qualities = [float(q) for q in qualities.split(",")] if qualities else None
+    except ValueError:
+        raise fail(
+            f"--qualities must be numbers separated by commas, not {qualities!r}", 2
+        ) from None
     images, problems = load_bench_images(folder, crop=crop, limit=limit)
     if problems:
         console.print(problems_table(problems, "Skipped files"))
@@ -53,14 +62,15 @@ def bench(
     curves: dict[str, dict[str, list[float]]] = {}
     with progress_bar() as progress:
         for codec in chosen:
-            total = len(codec.qualities) * len(images)
+            chosen_qualities = sweep_qualities or codec.qualities
+            total = len(chosen_qualities) * len(images)
             task = progress.add_task(codec.name, total=total, status="")
 
             def advance(point, task=task) -> None:
                 status = f"q={point.quality:g} {point.bpp:.3f} bpp {point.psnr:.2f} dB"
                 progress.update(task, advance=1, status=status)
 
-            result = sweep(codec, images, on_point=advance)
+            result = sweep(codec, images, qualities=chosen_qualities, on_point=advance)
             write_json(result, out)
             curves[codec.name] = result.curve()
 

@@ -1,0 +1,106 @@
+"""``inrstore encode`` and ``inrstore decode``: one image to and from a bitstream file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from PIL import Image
+
+from inrstore.cli.console import console, fail, progress_bar
+from inrstore.datasets import ImageError, load_image
+from inrstore.models.bitstream.errors import BitstreamError
+from inrstore.models.codec import decode_image, encode_image
+from inrstore.models.fit.presets import DEFAULT_QUALITY, PRESETS
+from inrstore.models.metrics import bpp, psnr
+from inrstore.models.render import Crop
+
+_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def encode(
+    source: Annotated[Path, typer.Argument(help="Image to compress.")],
+    target: Annotated[Path, typer.Argument(help="Bitstream file to write (.inr).")],
+    preset: Annotated[str, typer.Option(help=f"Encoder effort: {', '.join(PRESETS)}.")] = "default",
+    quality: Annotated[
+        float, typer.Option(min=0, max=100, help="0 (smallest) … 100 (best quality).")
+    ] = DEFAULT_QUALITY,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    time_limit: Annotated[
+        float | None, typer.Option(min=1, help="Stop training after this many seconds.")
+    ] = None,
+) -> None:
+    """Compress one image into an inrstore bitstream, showing the training progress."""
+    if preset not in PRESETS:
+        raise fail(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}", 2)
+    if device not in ("cpu", "cuda"):
+        raise fail(f"unknown device {device!r}; use cpu or cuda", 2)
+    try:
+        image = load_image(source)
+    except ImageError as err:
+        raise fail(str(err)) from None
+    with progress_bar() as progress:
+        task = progress.add_task("training", total=1.0, status="")
+
+        def show(status) -> None:
+            text = (
+                f"it {status.iteration} loss {status.loss:.5f} "
+                f"{status.psnr:.2f} dB {status.bpp:.3f} bpp"
+            )
+            progress.update(task, completed=status.progress, status=text)
+
+        try:
+            data = encode_image(
+                image.pixels,
+                preset,
+                quality,
+                device=device,
+                time_limit=time_limit,
+                on_status=show,
+            )
+        except ValueError as err:
+            raise fail(str(err), 2) from None
+    try:
+        target.write_bytes(data)
+    except OSError as err:
+        raise fail(f"{target}: cannot write ({err.strerror})") from None
+    decoded = decode_image(data)
+    console.print(
+        f"{target}: {len(data)} bytes, {bpp(len(data), image.height, image.width):.3f} bpp, "
+        f"{psnr(image.pixels, decoded):.2f} dB"
+    )
+
+
+def decode(
+    source: Annotated[Path, typer.Argument(help="Bitstream file (.inr).")],
+    target: Annotated[Path, typer.Argument(help="Image to write (format from the suffix).")],
+    scale: Annotated[
+        float, typer.Option(min=1 / 16, max=8, help="Output size factor, 1/16 … 8.")
+    ] = 1.0,
+    crop: Annotated[
+        str | None, typer.Option(help="x,y,w,h box in original pixels (decoded at --scale).")
+    ] = None,
+) -> None:
+    """Decode a bitstream at any scale, or only a crop of it."""
+    try:
+        box = Crop.parse(crop) if crop else None
+    except ValueError as err:
+        raise fail(str(err), 2) from None
+    try:
+        data = source.read_bytes()
+    except OSError as err:
+        raise fail(f"{source}: cannot read ({err.strerror})") from None
+    try:
+        pixels = decode_image(data, scale, box)
+    except BitstreamError as err:
+        raise fail(f"{source}: {err}") from None
+    except ValueError as err:
+        raise fail(str(err), 2) from None
+    channels = pixels.shape[2]
+    image = Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels, _MODES[channels])
+    try:
+        image.save(target)
+    except (OSError, ValueError, KeyError) as err:
+        raise fail(f"{target}: cannot write ({err})") from None
+    console.print(f"{target}: {pixels.shape[1]}x{pixels.shape[0]}, {channels} channels")

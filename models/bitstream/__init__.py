@@ -1,0 +1,1 @@
+"""Explicit byte formats: header fields, parameter and latent sections, checksums."""

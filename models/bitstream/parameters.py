@@ -1,0 +1,65 @@
+"""Entropy coding of quantized network parameters (integers) with a zero-mean Laplace prior.
+
+Each module's integers share one Laplace scale ``σ = code / 16`` (``code`` a u16 stored in the
+header), chosen from the integers' mean magnitude (the maximum-likelihood Laplace scale).
+"""
+
+from __future__ import annotations
+
+import math
+
+import constriction
+import numpy as np
+
+from inrstore.models.bitstream.errors import BitstreamError
+from inrstore.models.core.mlp import WEIGHT_LIMIT
+
+SCALE_CODE_STEPS = 16
+SCALE_CODE_MAX = 2**16 - 1
+_MODEL = constriction.stream.model.QuantizedLaplace(-WEIGHT_LIMIT, WEIGHT_LIMIT - 1)
+
+
+def scale_code(integers: np.ndarray) -> int:
+    """The u16 scale code for a module's integers."""
+    mean_magnitude = float(np.mean(np.abs(integers))) if integers.size else 0.0
+    return max(1, min(SCALE_CODE_MAX, round(mean_magnitude * SCALE_CODE_STEPS)))
+
+
+def parameter_bits(integers: np.ndarray, code: int) -> float:
+    """Estimated coded size in bits of ``integers`` under the Laplace prior of ``code``."""
+    scale = code / SCALE_CODE_STEPS
+    values = np.abs(integers.astype(np.float64))
+    upper = np.exp(-np.maximum(values - 0.5, 0.0) / scale)
+    lower = np.exp(-(values + 0.5) / scale)
+    probability = np.where(values == 0, 1.0 - math.exp(-0.5 / scale), 0.5 * (upper - lower))
+    return float(-np.log2(np.maximum(probability, 2.0**-24)).sum())
+
+
+def encode_parameters(modules: list[tuple[np.ndarray, int]]) -> bytes:
+    """Code each module's flat integers with its scale code, in order."""
+    encoder = constriction.stream.queue.RangeEncoder()
+    for integers, code in modules:
+        symbols = np.asarray(integers, dtype=np.int32).reshape(-1)
+        if symbols.size:
+            means = np.zeros(symbols.size)
+            scales = np.full(symbols.size, code / SCALE_CODE_STEPS)
+            encoder.encode(symbols, _MODEL, means, scales)
+    return encoder.get_compressed().tobytes()
+
+
+def decode_parameters(payload: bytes, modules: list[tuple[int, int]]) -> list[np.ndarray]:
+    """Inverse of :func:`encode_parameters`; ``modules`` lists ``(count, scale code)``."""
+    if len(payload) % 4:
+        raise BitstreamError("parameter section length is not a multiple of 4 bytes")
+    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype=np.uint32).copy())
+    result = []
+    for count, code in modules:
+        if count == 0:
+            result.append(np.zeros(0, dtype=np.int64))
+            continue
+        scales = np.full(count, code / SCALE_CODE_STEPS)
+        try:
+            result.append(decoder.decode(_MODEL, np.zeros(count), scales).astype(np.int64))
+        except Exception as err:  # constriction's report of inconsistent data
+            raise BitstreamError(f"parameter section does not decode ({err})") from None
+    return result

@@ -1,0 +1,172 @@
+"""The single-image codec: ``encode_image`` → bytes → ``decode_image`` at any scale or crop.
+
+The decode path imports no training code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from inrstore.models.bitstream.errors import BitstreamError
+from inrstore.models.bitstream.image_format import (
+    ImageHeader,
+    ModuleCoding,
+    pack_image,
+    unpack_image,
+)
+from inrstore.models.bitstream.parameters import (
+    decode_parameters,
+    encode_parameters,
+    scale_code,
+)
+from inrstore.models.core.architecture import Architecture
+from inrstore.models.core.quantized import QuantizedModule, entropy_layers
+from inrstore.models.entropy.coding import (
+    CodingError,
+    FixedEntropyModel,
+    decode_latents,
+    encode_latents,
+)
+from inrstore.models.render import Crop, render
+
+if TYPE_CHECKING:
+    from inrstore.models.fit.presets import Preset
+
+__all__ = ["BitstreamError", "Crop", "decode_image", "encode_image", "read_header"]
+
+
+def as_pixels(image: np.ndarray) -> np.ndarray:
+    """Validate an image array: ``uint8`` ``(H, W)`` or ``(H, W, C)`` with C in {1, 3, 4}."""
+    pixels = np.asarray(image)
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in (1, 3, 4):
+        raise ValueError(
+            f"expected uint8 pixels of shape (H, W, C) with C in 1/3/4, got {pixels.dtype} "
+            f"{pixels.shape}"
+        )
+    if min(pixels.shape[:2]) < 1:
+        raise ValueError("the image is empty")
+    return np.ascontiguousarray(pixels)
+
+
+def encode_image(
+    image: np.ndarray,
+    preset: str | Preset = "default",
+    quality: float = 50.0,
+    *,
+    device: str = "cpu",
+    time_limit: float | None = None,
+    seed: int = 0,
+    on_status: Callable | None = None,
+) -> bytes:
+    """Compress ``image`` (``uint8 (H, W, C)``) into an inrstore bitstream.
+
+    ``quality`` in [0, 100] sets the rate-distortion trade-off. ``preset`` (a name or a
+    :class:`~inrstore.models.fit.presets.Preset`) sets the effort and the decoder's entropy
+    model. ``time_limit`` (seconds) compresses the training schedule. ``on_status`` receives
+    :class:`~inrstore.models.fit.train.TrainingStatus` updates.
+    """
+    from inrstore.models.core.architecture import levels_for
+    from inrstore.models.fit.network_quantization import quantize_networks, rounded_grids
+    from inrstore.models.fit.presets import preset as find_preset
+    from inrstore.models.fit.presets import quality_to_lambda
+    from inrstore.models.fit.train import fit_image
+
+    pixels = as_pixels(image)
+    chosen = find_preset(preset) if isinstance(preset, str) else preset
+    lam = quality_to_lambda(quality)
+    height, width, channels = pixels.shape
+    levels = levels_for(height, width)
+    arch = Architecture(height, width, channels, levels, min(chosen.arm_levels, levels - 1))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA device is available")
+    fitted = fit_image(
+        pixels,
+        arch,
+        chosen,
+        lam,
+        device=device,
+        time_limit=time_limit,
+        seed=seed,
+        on_status=on_status,
+    )
+    modules, prior_index = quantize_networks(fitted, pixels)
+    grids = [grid.numpy().astype(np.int64) for grid in rounded_grids(fitted)]
+    return write_bitstream(arch, modules, prior_index, grids)
+
+
+def write_bitstream(
+    arch: Architecture,
+    modules: dict[str, QuantizedModule],
+    prior_index: int,
+    grids: list[np.ndarray],
+) -> bytes:
+    """Entropy-code quantized networks and integer grids (finest first) into bytes."""
+    entropy_model = _entropy_model(arch, modules, prior_index)
+    latents, zero_flags = encode_latents(entropy_model, grids)
+    flats = {name: module.flat() for name, module in modules.items()}
+    codes = {name: scale_code(flat) for name, flat in flats.items()}
+    parameters = encode_parameters([(flats[name], codes[name]) for name in modules])
+    header = ImageHeader(
+        arch,
+        prior_index,
+        zero_flags,
+        {name: ModuleCoding(modules[name].exponent, codes[name]) for name in modules},
+    )
+    return pack_image(header, parameters, latents)
+
+
+def _entropy_model(
+    arch: Architecture, modules: dict[str, QuantizedModule], prior_index: int
+) -> FixedEntropyModel:
+    layers = entropy_layers(arch, modules)
+    return FixedEntropyModel(arch, layers["aru1"], layers["aru2"], layers["arm"], prior_index)
+
+
+def read_header(data: bytes) -> ImageHeader:
+    """Validate ``data`` and return its header."""
+    return unpack_image(data)[0]
+
+
+def decode_latent_state(data: bytes) -> tuple[ImageHeader, dict[str, QuantizedModule], list]:
+    """Header, quantized modules and integer grids (float64 arrays, finest first)."""
+    header, parameter_bytes, latent_bytes = unpack_image(data)
+    arch = header.arch
+    shapes = arch.modules()
+    names = list(header.modules)
+    counts = [sum(int(np.prod(s)) for s in shapes[name].values()) for name in names]
+    flats = decode_parameters(
+        parameter_bytes,
+        [
+            (count, header.modules[name].scale_code)
+            for count, name in zip(counts, names, strict=True)
+        ],
+    )
+    modules = {
+        name: QuantizedModule.from_flat(shapes[name], flat, header.modules[name].exponent)
+        for name, flat in zip(names, flats, strict=True)
+    }
+    try:
+        grids = decode_latents(
+            _entropy_model(arch, modules, header.prior_index), latent_bytes, header.zero_flags
+        )
+    except CodingError as err:
+        raise BitstreamError(str(err)) from None
+    return header, modules, grids
+
+
+def decode_image(data: bytes, scale: float = 1.0, crop: Crop | None = None) -> np.ndarray:
+    """Decode bytes into ``uint8 (round(s H), round(s W), C)``, or the part inside ``crop``.
+
+    Raises :class:`BitstreamError` for bytes that are not a valid inrstore image and
+    ``ValueError`` for a scale outside [1/16, 8] or a crop outside the image.
+    """
+    header, modules, grids = decode_latent_state(data)
+    synthesis = modules["synthesis"].dequantized()
+    float_grids = [torch.from_numpy(grid.astype(np.float32)) for grid in grids]
+    return render(header.arch, synthesis, float_grids, scale, crop)

@@ -1,0 +1,1 @@
+"""Network building blocks with functional parameters; no training and no bitstream code."""

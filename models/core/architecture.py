@@ -1,0 +1,92 @@
+"""Everything the decoder must know to rebuild the networks: sizes and widths."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from inrstore.models.core.context import arm_shape, aru_shapes
+from inrstore.models.core.mlp import MLPShape
+from inrstore.models.core.synthesis import SynthesisShape
+
+MAX_LEVELS = 7
+
+
+def levels_for(height: int, width: int) -> int:
+    """Number of latent grids for an image: 7 for Kodak-sized images, fewer for small ones.
+
+    The coarsest grid keeps at least about 4 cells on the short side.
+    """
+    return max(1, min(MAX_LEVELS, int(math.log2(min(height, width))) - 1))
+
+
+def grid_shape(height: int, width: int, level: int) -> tuple[int, int]:
+    """Shape of grid ``level``: ``(ceil(H / 2**level), ceil(W / 2**level))``."""
+    step = 2**level
+    return (-(-height // step), -(-width // step))
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Image size, latent pyramid and network widths.
+
+    Grid ``levels - 1`` (the coarsest) uses a fixed Laplace prior; the ``arm_levels`` finest
+    grids use the pixel ARM; the grids between use the ARU.
+    """
+
+    height: int
+    width: int
+    channels: int
+    levels: int
+    arm_levels: int
+    head_hidden: int = 24
+    features: int = 8
+    tail_hidden: int = 16
+    aru_hidden: int = 16
+    arm_hidden: int = 16
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3, 4):
+            raise ValueError(f"channels must be 1, 3 or 4, not {self.channels}")
+        if not 1 <= self.levels <= MAX_LEVELS:
+            raise ValueError(f"levels must be in 1..{MAX_LEVELS}, not {self.levels}")
+        if not 0 <= self.arm_levels <= self.levels - 1:
+            raise ValueError(f"arm_levels must be in 0..{self.levels - 1}, not {self.arm_levels}")
+
+    @property
+    def synthesis(self) -> SynthesisShape:
+        return SynthesisShape(
+            self.levels, self.channels, self.head_hidden, self.features, self.tail_hidden
+        )
+
+    @property
+    def aru(self) -> tuple[MLPShape, MLPShape]:
+        return aru_shapes(self.aru_hidden)
+
+    @property
+    def arm(self) -> MLPShape:
+        return arm_shape(self.arm_hidden)
+
+    @property
+    def aru_levels(self) -> int:
+        return self.levels - 1 - self.arm_levels
+
+    def grid_shapes(self) -> list[tuple[int, int]]:
+        """Shapes of the grids, finest (level 0) first."""
+        return [grid_shape(self.height, self.width, level) for level in range(self.levels)]
+
+    def modules(self) -> dict[str, dict[str, tuple[int, ...]]]:
+        """Parameter shapes grouped by module (each module has its own quantization step)."""
+        pass1, pass2 = self.aru
+        modules = {"synthesis": self.synthesis.parameter_shapes()}
+        if self.aru_levels:
+            modules["aru"] = pass1.parameter_shapes("aru1.") | pass2.parameter_shapes("aru2.")
+        if self.arm_levels:
+            modules["arm"] = self.arm.parameter_shapes("arm.")
+        return modules
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes: dict[str, tuple[int, ...]] = {}
+        for module in self.modules().values():
+            shapes |= module
+        return shapes

@@ -1,0 +1,46 @@
+"""The MARM entropy model in float, for training: (μ, log σ) of every latent, coarse to fine.
+
+Coarsest grid: Laplace(0, exp(prior_log_scale)). ARU grids: pass 1 from the coarser grid for
+the checkerboard anchors, pass 2 from the anchors for the rest. ARM grids: causal context.
+Contexts are the (noisy or rounded) latents themselves, as at decode time.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from inrstore.models.core.architecture import Architecture
+from inrstore.models.core.context import (
+    anchor_mask,
+    arm_inputs,
+    aru_pass1_inputs,
+    aru_pass2_inputs,
+)
+from inrstore.models.core.mlp import Params, mlp_forward
+
+
+def entropy_parameters(
+    arch: Architecture, params: Params, grids: list[torch.Tensor], prior_log_scale: torch.Tensor
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(μ, log σ) of each grid, each ``(h_l, w_l)``, finest first like ``grids``."""
+    levels = arch.levels
+    coarsest = grids[-1]
+    results = [(torch.zeros_like(coarsest), prior_log_scale.expand_as(coarsest))]
+    pass1_shape, pass2_shape = arch.aru
+    for level in range(levels - 2, -1, -1):
+        grid, coarse = grids[level], grids[level + 1]
+        coarse_mu, coarse_log_scale = results[-1]
+        shape = (grid.shape[0], grid.shape[1])
+        if level < arch.arm_levels:
+            inputs = arm_inputs(grid, coarse, coarse_mu, coarse_log_scale, level, levels, 1.0)
+            output = mlp_forward(arch.arm, params, "arm.", inputs)
+        else:
+            inputs = aru_pass1_inputs(
+                coarse, coarse_mu, coarse_log_scale, shape, level, levels, 1.0
+            )
+            pass1 = mlp_forward(pass1_shape, params, "aru1.", inputs)
+            pass2 = mlp_forward(pass2_shape, params, "aru2.", aru_pass2_inputs(grid, pass1, coarse))
+            anchors = anchor_mask(*shape)[:, None]
+            output = torch.where(anchors, pass1, pass2)
+        results.append((output[:, 0].reshape(shape), output[:, 1].reshape(shape)))
+    return results[::-1]

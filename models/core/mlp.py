@@ -1,0 +1,95 @@
+"""Per-pixel multilayer perceptrons with functional parameters, in float and in fixed point.
+
+Parameters live in a flat ``dict[str, Tensor]`` keyed ``"<prefix>w<i>"`` (shape
+``(fan_in, fan_out)``) and ``"<prefix>b<i>"`` (shape ``(fan_out,)``), so that they can come
+from an ``nn.ParameterDict`` (one image) or from a mixture of weight bases (a shard).
+
+The fixed-point path computes the same network on integers with no rounding anywhere but in
+explicit floor shifts. Integers are held in float64 and kept below 2**53 in magnitude, so every
+sum is exact whatever the summation order of the BLAS library, thread count or machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+Params = Mapping[str, torch.Tensor]
+
+FRACTION_BITS = 8
+"""Fractional bits of activations in the fixed-point path (values are multiples of 1/256)."""
+
+ACTIVATION_LIMIT = 2.0**22
+"""Hidden activations are clamped to ±2**22 (±16384.0): with weights below 2**15 and fan-in
+below 2**15, every accumulator stays under 2**52, exact in float64."""
+
+WEIGHT_LIMIT = 2**15
+"""Quantized weights are integers in [-2**15, 2**15 - 1]."""
+
+
+@dataclass(frozen=True)
+class MLPShape:
+    """Layer widths ``(in, hidden..., out)``; ReLU between layers, none after the last."""
+
+    widths: tuple[int, ...]
+
+    def parameter_shapes(self, prefix: str) -> dict[str, tuple[int, ...]]:
+        shapes: dict[str, tuple[int, ...]] = {}
+        for i, (fan_in, fan_out) in enumerate(zip(self.widths[:-1], self.widths[1:], strict=True)):
+            shapes[f"{prefix}w{i}"] = (fan_in, fan_out)
+            shapes[f"{prefix}b{i}"] = (fan_out,)
+        return shapes
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates per evaluated position."""
+        return sum(a * b for a, b in zip(self.widths[:-1], self.widths[1:], strict=True))
+
+
+def mlp_forward(shape: MLPShape, params: Params, prefix: str, x: torch.Tensor) -> torch.Tensor:
+    """Float forward. ``x``: ``(N, in)`` → ``(N, out)``."""
+    layers = len(shape.widths) - 1
+    for i in range(layers):
+        x = x @ params[f"{prefix}w{i}"] + params[f"{prefix}b{i}"]
+        if i < layers - 1:
+            x = torch.relu(x)
+    return x
+
+
+@dataclass(frozen=True)
+class FixedLayer:
+    """One quantized layer: integer ``weight`` ``(fan_in, fan_out)`` and ``bias`` ``(fan_out,)``
+    (float64 arrays holding integers) at step ``2**-exponent``."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    exponent: int
+
+
+def fixed_layers(shape: MLPShape, integers: Params, prefix: str, exponent: int) -> list[FixedLayer]:
+    """The layers of an MLP whose parameters are integers at step ``2**-exponent``."""
+    return [
+        FixedLayer(
+            integers[f"{prefix}w{i}"].numpy().astype(np.float64),
+            integers[f"{prefix}b{i}"].numpy().astype(np.float64),
+            exponent,
+        )
+        for i in range(len(shape.widths) - 1)
+    ]
+
+
+def fixed_forward(layers: Sequence[FixedLayer], x: np.ndarray) -> np.ndarray:
+    """Fixed-point forward, bit-exact on every machine.
+
+    ``x``: ``(N, in)`` float64 integers with :data:`FRACTION_BITS` fractional bits.
+    Returns ``(N, out)`` float64 integers with the same fractional bits.
+    """
+    last = len(layers) - 1
+    for i, layer in enumerate(layers):
+        accumulator = x @ layer.weight + layer.bias * float(2**FRACTION_BITS)
+        x = np.floor(accumulator / float(2**layer.exponent))
+        np.clip(x, 0.0 if i < last else -ACTIVATION_LIMIT, ACTIVATION_LIMIT, out=x)
+    return x

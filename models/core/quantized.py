@@ -1,0 +1,68 @@
+"""Quantized network modules: integers at a power-of-two step, shared by encoder and decoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from inrstore.models.core.architecture import Architecture
+from inrstore.models.core.mlp import WEIGHT_LIMIT, fixed_layers
+
+
+@dataclass(frozen=True)
+class QuantizedModule:
+    """A module's parameters as integers (int64 tensors) at step ``2**-exponent``."""
+
+    exponent: int
+    integers: dict[str, torch.Tensor]
+
+    @classmethod
+    def quantize(cls, params: dict[str, torch.Tensor], exponent: int) -> QuantizedModule:
+        step = 2.0**-exponent
+        integers = {
+            name: torch.round(value.detach().cpu().double() / step)
+            .clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT - 1)
+            .long()
+            for name, value in params.items()
+        }
+        return cls(exponent, integers)
+
+    @classmethod
+    def from_flat(
+        cls, shapes: dict[str, tuple[int, ...]], flat: np.ndarray, exponent: int
+    ) -> QuantizedModule:
+        """Split flat integers (in ``shapes`` order) back into named tensors."""
+        integers, offset = {}, 0
+        for name, shape in shapes.items():
+            count = int(np.prod(shape))
+            integers[name] = torch.from_numpy(flat[offset : offset + count].copy()).reshape(shape)
+            offset += count
+        return cls(exponent, integers)
+
+    def flat(self) -> np.ndarray:
+        """All integers, concatenated in insertion order."""
+        return np.concatenate([value.reshape(-1).numpy() for value in self.integers.values()])
+
+    def dequantized(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        """Float32 parameters ``integer × 2**-exponent``."""
+        step = 2.0**-self.exponent
+        return {
+            name: (value.double() * step).float().to(device)
+            for name, value in self.integers.items()
+        }
+
+
+def entropy_layers(arch: Architecture, modules: dict[str, QuantizedModule]) -> dict[str, list]:
+    """Fixed-point layers of the entropy networks present in ``modules``."""
+    pass1, pass2 = arch.aru
+    layers: dict[str, list] = {"aru1": [], "aru2": [], "arm": []}
+    if "aru" in modules:
+        aru = modules["aru"]
+        layers["aru1"] = fixed_layers(pass1, aru.integers, "aru1.", aru.exponent)
+        layers["aru2"] = fixed_layers(pass2, aru.integers, "aru2.", aru.exponent)
+    if "arm" in modules:
+        arm = modules["arm"]
+        layers["arm"] = fixed_layers(arch.arm, arm.integers, "arm.", arm.exponent)
+    return layers

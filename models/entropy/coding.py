@@ -1,0 +1,231 @@
+"""Coding the latent grids with the fixed-point MARM model and constriction's range coder.
+
+Order (the decoder's, which the encoder follows symbol for symbol): coarsest grid under its
+fixed prior; each ARU grid in two calls, anchors then non-anchors; each ARM grid one call per
+wavefront (anti-diagonal ``(ARM_MAX_RIGHT + 1) r + c``). A grid of zeros is flagged and not
+coded. All (μ, σ) come from :mod:`inrstore.models.core.mlp`'s exact integer arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import constriction
+import numpy as np
+import torch
+
+from inrstore.models.core.architecture import Architecture
+from inrstore.models.core.context import (
+    ARM_MAX_RIGHT,
+    ARM_OFFSETS,
+    anchor_mask,
+    arm_coarse_inputs,
+    arm_inputs,
+    aru_pass1_inputs,
+    aru_pass2_inputs,
+)
+from inrstore.models.core.mlp import FRACTION_BITS, FixedLayer, fixed_forward
+from inrstore.models.entropy.laplace import (
+    LATENT_MAX,
+    LATENT_MIN,
+    LOG_SCALE_MIN_INDEX,
+    LOG_SCALE_STEPS,
+    SCALE_TABLE,
+    snap_parameters,
+)
+
+UNIT = float(2**FRACTION_BITS)
+_MODEL = constriction.stream.model.QuantizedLaplace(LATENT_MIN, LATENT_MAX)
+
+
+class CodingError(ValueError):
+    """The latent payload does not decode (damaged bytes or a symbol out of range)."""
+
+
+@dataclass(frozen=True)
+class FixedEntropyModel:
+    """The quantized entropy networks of one image and its prior's scale index."""
+
+    arch: Architecture
+    aru_pass1: list[FixedLayer]
+    aru_pass2: list[FixedLayer]
+    arm: list[FixedLayer]
+    prior_index: int
+
+    def prior(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Fixed-point (μ, log σ) of the coarsest grid."""
+        log_scale = self.prior_index * UNIT / LOG_SCALE_STEPS
+        return np.zeros(shape), np.full(shape, log_scale)
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64))
+
+
+def _aru_pass1(model, coarse, coarse_mu, coarse_log_scale, shape, level) -> np.ndarray:
+    inputs = aru_pass1_inputs(
+        _tensor(coarse * UNIT),
+        _tensor(coarse_mu),
+        _tensor(coarse_log_scale),
+        shape,
+        level,
+        model.arch.levels,
+        UNIT,
+    )
+    return fixed_forward(model.aru_pass1, inputs.numpy())
+
+
+def _aru_pass2(model, grid, pass1, coarse) -> np.ndarray:
+    inputs = aru_pass2_inputs(_tensor(grid * UNIT), _tensor(pass1), _tensor(coarse * UNIT))
+    return fixed_forward(model.aru_pass2, inputs.numpy())
+
+
+def _wavefronts(height: int, width: int) -> Iterator[np.ndarray]:
+    """Flat pixel indices of each ARM wavefront, in decoding order."""
+    rows, cols = np.divmod(np.arange(height * width), width)
+    wave = (ARM_MAX_RIGHT + 1) * rows + cols
+    order = np.argsort(wave, kind="stable")
+    bounds = np.flatnonzero(np.diff(wave[order])) + 1
+    yield from np.split(order, bounds)
+
+
+def _level_model(model: FixedEntropyModel, level: int) -> str:
+    if level == model.arch.levels - 1:
+        return "prior"
+    return "arm" if level < model.arch.arm_levels else "aru"
+
+
+def encode_latents(model: FixedEntropyModel, grids: list[np.ndarray]) -> tuple[bytes, int]:
+    """Encode integer grids (finest first, each ``(h_l, w_l)`` int). Returns (payload, zero flags).
+
+    Bit ``l`` of the flags is set when grid ``l`` is all zeros (then it is not coded).
+    """
+    encoder = constriction.stream.queue.RangeEncoder()
+    zero_flags = 0
+    coarse_mu, coarse_log_scale = model.prior(grids[-1].shape)
+    for level in range(model.arch.levels - 1, -1, -1):
+        grid = grids[level]
+        symbols = grid.reshape(-1).astype(np.int32)
+        kind = _level_model(model, level)
+        if kind == "prior":
+            mu, log_scale = coarse_mu, coarse_log_scale
+            order = [np.arange(symbols.size)]
+        else:
+            coarse = grids[level + 1]
+            if kind == "aru":
+                pass1 = _aru_pass1(model, coarse, coarse_mu, coarse_log_scale, grid.shape, level)
+                pass2 = _aru_pass2(model, grid, pass1, coarse)
+                anchors = anchor_mask(*grid.shape).numpy()
+                output = np.where(anchors[:, None], pass1, pass2)
+                order = [np.flatnonzero(anchors), np.flatnonzero(~anchors)]
+            else:
+                inputs = arm_inputs(
+                    _tensor(grid * UNIT),
+                    _tensor(coarse * UNIT),
+                    _tensor(coarse_mu),
+                    _tensor(coarse_log_scale),
+                    level,
+                    model.arch.levels,
+                    UNIT,
+                )
+                output = fixed_forward(model.arm, inputs.numpy())
+                order = [np.concatenate(list(_wavefronts(*grid.shape)))]
+            mu, log_scale = output[:, 0].reshape(grid.shape), output[:, 1].reshape(grid.shape)
+        if np.any(symbols):
+            means, scales = snap_parameters(mu.reshape(-1), log_scale.reshape(-1))
+            for index in order:
+                _check_range(symbols[index])
+                encoder.encode(symbols[index], _MODEL, means[index], scales[index])
+        else:
+            zero_flags |= 1 << level
+        coarse_mu, coarse_log_scale = mu, log_scale
+    return encoder.get_compressed().tobytes(), zero_flags
+
+
+def _check_range(symbols: np.ndarray) -> None:
+    if symbols.size and (symbols.min() < LATENT_MIN or symbols.max() > LATENT_MAX):
+        raise ValueError(f"latent symbols must lie in [{LATENT_MIN}, {LATENT_MAX}]")
+
+
+def decode_latents(model: FixedEntropyModel, payload: bytes, zero_flags: int) -> list[np.ndarray]:
+    """Inverse of :func:`encode_latents`: integer grids (as float64 arrays), finest first."""
+    if len(payload) % 4:
+        raise CodingError("latent payload length is not a multiple of 4 bytes")
+    words = np.frombuffer(payload, dtype=np.uint32).copy()
+    decoder = constriction.stream.queue.RangeDecoder(words)
+    arch = model.arch
+    shapes = arch.grid_shapes()
+    grids: list[np.ndarray] = [np.zeros(shape) for shape in shapes]
+    coarse_mu, coarse_log_scale = model.prior(shapes[-1])
+    for level in range(arch.levels - 1, -1, -1):
+        shape = shapes[level]
+        coded = not zero_flags >> level & 1
+        kind = _level_model(model, level)
+        grid = grids[level]
+        flat = grid.reshape(-1)
+        if kind == "prior":
+            mu, log_scale = coarse_mu, coarse_log_scale
+            if coded:
+                flat[:] = _decode(decoder, *snap_parameters(mu.reshape(-1), log_scale.reshape(-1)))
+        elif kind == "aru":
+            coarse = grids[level + 1]
+            pass1 = _aru_pass1(model, coarse, coarse_mu, coarse_log_scale, shape, level)
+            anchors = anchor_mask(*shape).numpy()
+            if coded:
+                means, scales = snap_parameters(pass1[:, 0], pass1[:, 1])
+                flat[anchors] = _decode(decoder, means[anchors], scales[anchors])
+            pass2 = _aru_pass2(model, grid, pass1, coarse)
+            output = np.where(anchors[:, None], pass1, pass2)
+            if coded:
+                means, scales = snap_parameters(output[:, 0], output[:, 1])
+                flat[~anchors] = _decode(decoder, means[~anchors], scales[~anchors])
+            mu, log_scale = output[:, 0].reshape(shape), output[:, 1].reshape(shape)
+        else:
+            output = _decode_arm(model, decoder, grids, level, coarse_mu, coarse_log_scale, coded)
+            mu, log_scale = output[:, 0].reshape(shape), output[:, 1].reshape(shape)
+        coarse_mu, coarse_log_scale = mu, log_scale
+    return grids
+
+
+def _decode_arm(model, decoder, grids, level, coarse_mu, coarse_log_scale, coded) -> np.ndarray:
+    """Decode one ARM grid wavefront by wavefront; return its fixed-point (μ, log σ)."""
+    height, width = grids[level].shape
+    coarse_part = arm_coarse_inputs(
+        _tensor(grids[level + 1] * UNIT),
+        _tensor(coarse_mu),
+        _tensor(coarse_log_scale),
+        (height, width),
+        level,
+        model.arch.levels,
+        UNIT,
+    ).numpy()
+    stride = width + 4
+    padded = np.zeros((height + 2) * stride)
+    offsets = np.array([dr * stride + dc for dr, dc in ARM_OFFSETS])
+    output = np.zeros((height * width, 2))
+    for pixels in _wavefronts(height, width):
+        rows, cols = np.divmod(pixels, width)
+        positions = (rows + 2) * stride + cols + 2
+        context = padded[positions[:, None] + offsets[None, :]]
+        inputs = np.concatenate([context, coarse_part[pixels]], axis=1)
+        result = fixed_forward(model.arm, inputs)
+        output[pixels] = result
+        if coded:
+            symbols = _decode(decoder, *snap_parameters(result[:, 0], result[:, 1]))
+            padded[positions] = symbols * UNIT
+    if coded:
+        grids[level][:] = padded.reshape(height + 2, stride)[2:, 2 : 2 + width] / UNIT
+    return output
+
+
+def _decode(decoder, means: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    try:
+        return decoder.decode(_MODEL, means, scales).astype(np.float64)
+    except Exception as err:  # constriction reports exhausted or inconsistent data this way
+        raise CodingError(f"latent payload does not decode ({err})") from None
+
+
+def prior_scale(index: int) -> float:
+    """The coarsest grid's Laplace scale for a header's prior index."""
+    return float(SCALE_TABLE[index - LOG_SCALE_MIN_INDEX])

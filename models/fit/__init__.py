@@ -1,0 +1,1 @@
+"""Encoder-side fitting: presets, quantization schedules, training, network quantization."""

@@ -1,0 +1,64 @@
+"""The differentiable model of one image: reconstruction and latent rate from parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from inrstore.models.core.architecture import Architecture
+from inrstore.models.core.entropy_model import entropy_parameters
+from inrstore.models.core.mlp import Params
+from inrstore.models.core.synthesis import synthesize
+from inrstore.models.core.upsample import upsample_full
+from inrstore.models.entropy.laplace import laplace_bits
+
+
+def to_unit(pixels: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """``uint8 (H, W, C)`` → float32 ``(H, W, C)`` in [0, 1]."""
+    return torch.from_numpy(pixels.astype(np.float32) / 255.0).to(device)
+
+
+@dataclass
+class ImageModel:
+    """Evaluates an architecture at scale 1 over the whole image (the training view)."""
+
+    arch: Architecture
+    device: torch.device
+
+    def reconstruct(self, params: Params, grids: list[torch.Tensor]) -> torch.Tensor:
+        """Image ``(H, W, C)`` in [0, 1] units, not clamped."""
+        latents = upsample_full(grids, self.arch.height, self.arch.width)
+        return synthesize(self.arch.synthesis, params, latents)
+
+    def latent_bits(
+        self, params: Params, grids: list[torch.Tensor], prior_log_scale: torch.Tensor
+    ) -> torch.Tensor:
+        """Estimated bits of all latent grids (a scalar)."""
+        parameters = entropy_parameters(self.arch, params, grids, prior_log_scale)
+        return sum(
+            laplace_bits(grid, mu, log_scale).sum()
+            for grid, (mu, log_scale) in zip(grids, parameters, strict=True)
+        )
+
+
+def init_parameters(arch: Architecture, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Weights uniform in ±1/√fan_in, biases zero; the entropy networks' last layers are zero,
+    so they start at μ = 0, σ = 1."""
+    params = {}
+    for name, shape in arch.parameter_shapes().items():
+        if len(shape) == 1 or _is_entropy_output_layer(arch, name):
+            params[name] = torch.zeros(shape)
+            continue
+        fan_in = shape[0] if len(shape) == 2 else int(np.prod(shape[1:]))
+        params[name] = (torch.rand(shape, generator=generator) * 2 - 1) / fan_in**0.5
+    return params
+
+
+def _is_entropy_output_layer(arch: Architecture, name: str) -> bool:
+    prefix, layer = name.split(".", 1)
+    shapes = {"aru1": arch.aru[0], "aru2": arch.aru[1], "arm": arch.arm}
+    if prefix not in shapes:
+        return False
+    return int(layer[1:]) == len(shapes[prefix].widths) - 2

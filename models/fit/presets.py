@@ -1,0 +1,60 @@
+"""Encoder presets (effort and decoder complexity) and the quality → λ mapping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+PresetName = Literal["fast", "default", "best"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How hard the encoder works and which entropy model the decoder runs.
+
+    ``arm_levels`` is the number of finest grids coded with the pixel ARM (the rest use the
+    ARU); 0 is the all-ARU model, the fastest to decode.
+    """
+
+    name: str
+    iterations: int
+    arm_levels: int
+    learning_rate: float = 1e-2
+    latent_learning_rate: float = 2e-1
+    final_learning_rate: float = 1e-4
+    hard_fraction: float = 0.1
+    """Share of the iterations trained with hard rounding (straight-through) at the end."""
+    temperature_start: float = 0.3
+    temperature_end: float = 0.1
+    noise_start: float = 0.25
+    noise_end: float = 0.1
+    """Std of the Gaussian quantization noise, annealed linearly like the temperature."""
+
+
+PRESETS: dict[str, Preset] = {
+    "fast": Preset("fast", iterations=400, arm_levels=0),
+    "default": Preset("default", iterations=1500, arm_levels=1),
+    "best": Preset("best", iterations=8000, arm_levels=2),
+}
+
+QUALITY_MIN, QUALITY_MAX = 0.0, 100.0
+DEFAULT_QUALITY = 50.0
+
+
+def preset(name: str) -> Preset:
+    """The preset called ``name``; ``KeyError`` naming the known presets otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}") from None
+
+
+def quality_to_lambda(quality: float) -> float:
+    """Rate weight λ for a quality in [0, 100]: 10**(-1.5 - 3 q/100).
+
+    The loss is MSE (on [0, 1] pixel values) + λ · bpp; quality 50 gives λ = 1e-3 (about
+    0.5 bpp on Kodak in Cool-chic), 0 gives 3e-2, 100 gives 3e-5.
+    """
+    if not QUALITY_MIN <= quality <= QUALITY_MAX:
+        raise ValueError(f"quality must be in [{QUALITY_MIN:g}, {QUALITY_MAX:g}], not {quality}")
+    return 10.0 ** (-1.5 - 3.0 * quality / 100.0)

@@ -1,0 +1,147 @@
+"""Overfitting latents and networks to one image: the Cool-chic / C3 recipe.
+
+Phase 1: Adam with a cosine learning rate, latents soft-rounded with noise at a temperature
+annealed from ``temperature_start`` to ``temperature_end``. Phase 2 (the last
+``hard_fraction``): hard rounding with straight-through gradients at a small learning rate.
+Loss: MSE (pixels in [0, 1]) + λ · estimated bpp of the latents. Progress is
+``max(iteration / iterations, elapsed / time_limit)``, so a time limit compresses the
+schedule instead of cutting it off.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from inrstore.models.core.architecture import Architecture
+from inrstore.models.fit.image_model import ImageModel, init_parameters, to_unit
+from inrstore.models.fit.presets import Preset
+from inrstore.models.fit.rounding import noisy_soft_round, straight_through_round
+
+
+@dataclass(frozen=True)
+class TrainingStatus:
+    """Shown by progress bars. PSNR in dB and bpp (latents only) of the current iterate."""
+
+    iteration: int
+    iterations: int
+    progress: float
+    loss: float
+    psnr: float
+    bpp: float
+    elapsed: float
+
+
+@dataclass
+class FittedImage:
+    """A trained (not yet quantized) image model, on the CPU."""
+
+    arch: Architecture
+    params: dict[str, torch.Tensor]
+    grids: list[torch.Tensor]
+    prior_log_scale: torch.Tensor
+    lam: float
+    iterations: int
+    seconds: float
+
+
+def fit_image(
+    pixels: np.ndarray,
+    arch: Architecture,
+    preset: Preset,
+    lam: float,
+    *,
+    device: str = "cpu",
+    time_limit: float | None = None,
+    seed: int = 0,
+    on_status: Callable[[TrainingStatus], None] | None = None,
+    status_every: int = 10,
+) -> FittedImage:
+    """Train on ``pixels`` (``uint8 (H, W, C)``) and return the float model."""
+    torch_device = torch.device(device)
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    target = to_unit(pixels, torch_device)
+    model = ImageModel(arch, torch_device)
+    params = {
+        name: value.to(torch_device).requires_grad_()
+        for name, value in init_parameters(arch, generator).items()
+    }
+    grids = [
+        torch.zeros(shape, device=torch_device, requires_grad=True) for shape in arch.grid_shapes()
+    ]
+    prior_log_scale = torch.zeros((), device=torch_device, requires_grad=True)
+    optimizer = torch.optim.Adam(
+        [
+            {"params": [*params.values(), prior_log_scale], "base": preset.learning_rate},
+            {"params": grids, "base": preset.latent_learning_rate},
+        ]
+    )
+    pixel_count = arch.height * arch.width
+    start = time.perf_counter()
+    iteration = 0
+    progress = 0.0
+    while progress < 1.0:
+        hard = progress >= 1.0 - preset.hard_fraction
+        soft_progress = min(1.0, progress / (1.0 - preset.hard_fraction))
+        for group in optimizer.param_groups:
+            group["lr"] = (
+                preset.final_learning_rate
+                if hard
+                else _cosine(group["base"], preset.final_learning_rate * 10, soft_progress)
+            )
+        temperature = _linear(preset.temperature_start, preset.temperature_end, soft_progress)
+        noise_std = _linear(preset.noise_start, preset.noise_end, soft_progress)
+        quantized = [
+            straight_through_round(g) if hard else noisy_soft_round(g, temperature, noise_std)
+            for g in grids
+        ]
+        reconstruction = model.reconstruct(params, quantized)
+        distortion = torch.mean((reconstruction - target) ** 2)
+        bits = model.latent_bits(params, quantized, prior_log_scale)
+        loss = distortion + lam * bits / pixel_count
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            for grid in grids:
+                grid.clamp_(-60.0, 60.0)
+        iteration += 1
+        elapsed = time.perf_counter() - start
+        progress = iteration / preset.iterations
+        if time_limit is not None:
+            progress = max(progress, elapsed / time_limit)
+        if on_status is not None and (iteration % status_every == 0 or progress >= 1.0):
+            on_status(
+                TrainingStatus(
+                    iteration=iteration,
+                    iterations=preset.iterations,
+                    progress=min(progress, 1.0),
+                    loss=loss.item(),
+                    psnr=-10.0 * math.log10(max(distortion.item(), 1e-12)),
+                    bpp=bits.item() / pixel_count,
+                    elapsed=elapsed,
+                )
+            )
+    return FittedImage(
+        arch=arch,
+        params={name: value.detach().cpu() for name, value in params.items()},
+        grids=[grid.detach().cpu() for grid in grids],
+        prior_log_scale=prior_log_scale.detach().cpu(),
+        lam=lam,
+        iterations=iteration,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _linear(start: float, end: float, progress: float) -> float:
+    return start + (end - start) * progress
+
+
+def _cosine(start: float, end: float, progress: float) -> float:
+    return end + 0.5 * (start - end) * (1.0 + math.cos(math.pi * progress))

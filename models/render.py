@@ -1,0 +1,88 @@
+"""Rendering a decoded image at any scale, optionally a crop, from grids and synthesis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from inrstore.models.core.architecture import Architecture
+from inrstore.models.core.mlp import Params
+from inrstore.models.core.synthesis import synthesize
+from inrstore.models.core.upsample import pixel_centres, sample_grids
+
+MIN_SCALE, MAX_SCALE = 1.0 / 16.0, 8.0
+MAX_OUTPUT_PIXELS = 400_000_000
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A box in original pixel coordinates: left ``x``, top ``y``, width ``w``, height ``h``."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @classmethod
+    def parse(cls, text: str) -> Crop:
+        """``"x,y,w,h"`` → Crop; ``ValueError`` on anything else."""
+        parts = text.split(",")
+        if len(parts) != 4 or not all(p.strip().lstrip("-").isdigit() for p in parts):
+            raise ValueError(f"crop must be x,y,w,h in pixels, not {text!r}")
+        return cls(*(int(p) for p in parts))
+
+
+def output_size(arch: Architecture, scale: float) -> tuple[int, int]:
+    """``(rows, cols)`` of the full image at ``scale``: ``round(s H) × round(s W)``, ≥ 1."""
+    return max(1, round(scale * arch.height)), max(1, round(scale * arch.width))
+
+
+def _span(start: int, length: int, ratio: float, limit: int) -> tuple[int, int]:
+    first = min(limit - 1, round(start * ratio))
+    return first, max(1, min(limit - first, round(length * ratio)))
+
+
+def render(
+    arch: Architecture,
+    synthesis_params: Params,
+    grids: list[torch.Tensor],
+    scale: float = 1.0,
+    crop: Crop | None = None,
+) -> np.ndarray:
+    """``uint8 (rows, cols, C)``: the image at ``scale``, or the part of it inside ``crop``.
+
+    A crop returns exactly the matching block of the full rendering (up to float rounding):
+    it is computed with a one-pixel margin for the 3×3 convolution, and costs in proportion
+    to the pixels it returns.
+    """
+    if not MIN_SCALE <= scale <= MAX_SCALE:
+        raise ValueError(f"scale must be in [1/16, 8], not {scale}")
+    full_rows, full_cols = output_size(arch, scale)
+    if full_rows * full_cols > MAX_OUTPUT_PIXELS:
+        raise ValueError(f"output of {full_cols}x{full_rows} pixels is too large")
+    if crop is None:
+        crop = Crop(0, 0, arch.width, arch.height)
+    if crop.w <= 0 or crop.h <= 0 or crop.x < 0 or crop.y < 0:
+        raise ValueError(
+            f"crop {crop.x},{crop.y},{crop.w},{crop.h} must be non-empty and non-negative"
+        )
+    if crop.x + crop.w > arch.width or crop.y + crop.h > arch.height:
+        raise ValueError(
+            f"crop {crop.x},{crop.y},{crop.w},{crop.h} exceeds the {arch.width}x{arch.height} image"
+        )
+    row_ratio, col_ratio = full_rows / arch.height, full_cols / arch.width
+    row0, rows = _span(crop.y, crop.h, row_ratio, full_rows)
+    col0, cols = _span(crop.x, crop.w, col_ratio, full_cols)
+    top, left = max(0, row0 - 1), max(0, col0 - 1)
+    bottom, right = min(full_rows, row0 + rows + 1), min(full_cols, col0 + cols + 1)
+    with torch.no_grad():
+        latents = sample_grids(
+            grids,
+            pixel_centres(top, bottom - top, row_ratio),
+            pixel_centres(left, right - left, col_ratio),
+        )
+        image = synthesize(arch.synthesis, synthesis_params, latents)
+    block = image[row0 - top : row0 - top + rows, col0 - left : col0 - left + cols]
+    return (block.clamp(0, 1) * 255).round().to(torch.uint8).numpy()

@@ -1,0 +1,49 @@
+"""Small architectures, random quantized networks and a tiny trained bitstream."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from inrstore.models.codec import encode_image
+from inrstore.models.core.architecture import Architecture
+from inrstore.models.core.quantized import QuantizedModule
+from inrstore.models.fit.presets import Preset
+
+TINY_PRESET = Preset("test", iterations=60, arm_levels=1)
+
+
+def random_modules(arch: Architecture, seed: int) -> dict[str, QuantizedModule]:
+    """Random float networks quantized at step 2**-8."""
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        name: QuantizedModule.quantize(
+            {k: torch.randn(shape, generator=generator) * 0.5 for k, shape in shapes.items()}, 8
+        )
+        for name, shapes in arch.modules().items()
+    }
+
+
+def random_grids(arch: Architecture, seed: int) -> list[np.ndarray]:
+    """Laplace-distributed integer latents in the symbol range."""
+    rng = np.random.default_rng(seed)
+    return [
+        np.clip(np.round(rng.laplace(0, 3, shape)), -64, 63).astype(np.int64)
+        for shape in arch.grid_shapes()
+    ]
+
+
+@pytest.fixture(scope="session")
+def sample_pixels() -> np.ndarray:
+    """A 32×32 CIFAR-10 photograph."""
+    from tests.conftest import SAMPLES
+
+    return np.asarray(Image.open(SAMPLES / "cifar10" / "0003.png").convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bitstream(sample_pixels: np.ndarray) -> bytes:
+    """The sample encoded with a very short training run (one ARM grid, the rest ARU)."""
+    return encode_image(sample_pixels, TINY_PRESET, quality=80)
