@@ -68,7 +68,8 @@ def encode_image(
 
     ``quality`` in [0, 100] sets the rate-distortion trade-off. ``preset`` (a name or a
     :class:`~inrstore.models.fit.presets.Preset`) sets the effort and the decoder's entropy
-    model. ``time_limit`` (seconds) compresses the training schedule. ``on_status`` receives
+    model. ``time_limit`` (seconds; default: the preset's budget for this image size)
+    compresses the training schedule. ``on_status`` receives
     :class:`~inrstore.models.fit.train.TrainingStatus` updates.
     """
     from inrstore.models.core.architecture import levels_for
@@ -85,6 +86,8 @@ def encode_image(
     arch = Architecture(height, width, channels, levels, min(chosen.arm_levels, levels - 1))
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but no CUDA device is available")
+    if time_limit is None:
+        time_limit = chosen.time_budget(height * width)
     fitted = fit_image(
         pixels,
         arch,
