@@ -58,7 +58,7 @@ class InrstoreCodec:
     """inrstore itself: one preset, swept over quality; sizes are whole bitstreams."""
 
     preset: str
-    qualities: Sequence[float] = (20.0, 40.0, 60.0, 80.0)
+    qualities: Sequence[float] = (25.0, 50.0, 75.0)
 
     @property
     def name(self) -> str:

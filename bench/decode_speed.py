@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from inrstore.bench.run import write_report
 from inrstore.datasets import load_image
 from inrstore.models.codec import decode_image, encode_image
 from inrstore.models.fit.presets import Preset
@@ -81,8 +81,7 @@ def main() -> None:
         "ratio_to_avif": {k: v / results["Pillow AVIF"] for k, v in results.items()},
         "ratio_to_jpeg": {k: v / results["Pillow JPEG"] for k, v in results.items()},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.out, report)
     for name, seconds in results.items():
         print(f"{name:40s} {1000 * seconds:8.1f} ms")
 

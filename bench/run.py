@@ -140,7 +140,12 @@ def sweep(
 
 def write_json(result: CodecResult, out_dir: str | Path) -> Path:
     """Write ``<out_dir>/<name>.json`` (CompressAI schema) and return its path."""
-    path = Path(out_dir) / f"{result.name}.json"
+    return write_report(Path(out_dir) / f"{result.name}.json", result.to_json())
+
+
+def write_report(path: str | Path, report: dict) -> Path:
+    """Write a JSON report (indented, NaN allowed), creating its folder."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result.to_json(), indent=2, allow_nan=True) + "\n")
+    path.write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
     return path

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from inrstore.bench.run import load_bench_images
+from inrstore.bench.run import load_bench_images, write_report
 from inrstore.models.codec import decode_image, encode_image
 from inrstore.models.metrics import bpp, psnr
 
@@ -60,8 +60,7 @@ def main() -> None:
     keys = [k for k in rows[0] if k != "image"]
     summary = {k: statistics.fmean(row[k] for row in rows) for k in keys}
     report = {"preset": args.preset, "quality": args.quality, "mean": summary, "images": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.out, report)
     print(json.dumps(summary, indent=2))
 
 

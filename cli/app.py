@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from inrstore.cli.bench import bench
 from inrstore.cli.codec import decode, encode
+from inrstore.cli.store import COMMANDS as STORE_COMMANDS
+
+DEFAULT_STORE = "inrstore.lmdb"
 
 app = typer.Typer(
     name="inrstore",
@@ -17,13 +23,25 @@ app = typer.Typer(
 
 
 @app.callback()
-def root() -> None:
+def root(
+    ctx: typer.Context,
+    store: Annotated[
+        Path,
+        typer.Option(
+            envvar="INRSTORE_STORE",
+            help="Store folder for the store commands (default ./inrstore.lmdb).",
+        ),
+    ] = Path(DEFAULT_STORE),
+) -> None:
     """An image archive that stores pictures as tiny neural networks."""
+    ctx.obj = {"store": store}
 
 
 app.command()(encode)
 app.command()(decode)
 app.command()(bench)
+for command in STORE_COMMANDS:
+    app.command()(command)
 
 
 def main() -> None:

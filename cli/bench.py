@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +11,7 @@ from rich.table import Table
 
 from inrstore.bench.codecs import CODEC_NAMES, MissingCodecError, get_codec
 from inrstore.bench.report import bd_rate_table, plot_rd
-from inrstore.bench.run import load_bench_images, sweep, write_json
+from inrstore.bench.run import load_bench_images, sweep, write_json, write_report
 from inrstore.cli.console import console, fail, problems_table, progress_bar
 
 
@@ -78,7 +77,7 @@ def bench(
     title = f"{folder.name}: {len(images)} images" + (f", {crop}px centre crop" if crop else "")
     plot_rd(curves, out / "rd-psnr.png", title)
     summary = {"anchor": anchor, "images": len(images), "crop": crop, "bd_rate_psnr": bd_rates}
-    (out / "bd-rate.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_report(out / "bd-rate.json", summary)
     console.print(_summary_table(curves, bd_rates, anchor, title))
     console.print(f"results written to {out}/")
 

@@ -6,17 +6,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from PIL import Image
 
-from inrstore.cli.console import console, fail, progress_bar
+from inrstore.cli.console import console, fail, parse_crop, progress_bar
 from inrstore.datasets import ImageError, load_image
+from inrstore.datasets.load import to_pil_image
 from inrstore.models.bitstream.errors import BitstreamError
 from inrstore.models.codec import decode_image, encode_image
 from inrstore.models.fit.presets import DEFAULT_QUALITY, PRESETS
 from inrstore.models.metrics import bpp, psnr
-from inrstore.models.render import Crop
-
-_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
 
 def encode(
@@ -83,10 +80,7 @@ def decode(
     ] = None,
 ) -> None:
     """Decode a bitstream at any scale, or only a crop of it."""
-    try:
-        box = Crop.parse(crop) if crop else None
-    except ValueError as err:
-        raise fail(str(err), 2) from None
+    box = parse_crop(crop)
     try:
         data = source.read_bytes()
     except OSError as err:
@@ -97,10 +91,8 @@ def decode(
         raise fail(f"{source}: {err}") from None
     except ValueError as err:
         raise fail(str(err), 2) from None
-    channels = pixels.shape[2]
-    image = Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels, _MODES[channels])
     try:
-        image.save(target)
+        to_pil_image(pixels).save(target)
     except (OSError, ValueError, KeyError) as err:
         raise fail(f"{target}: cannot write ({err})") from None
-    console.print(f"{target}: {pixels.shape[1]}x{pixels.shape[0]}, {channels} channels")
+    console.print(f"{target}: {pixels.shape[1]}x{pixels.shape[0]}, {pixels.shape[2]} channels")

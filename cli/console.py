@@ -16,6 +16,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from inrstore.models.render import Crop
+
 console = Console()
 errors = Console(stderr=True)
 
@@ -24,6 +26,16 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``error: message`` on stderr and return the exit to raise."""
     errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def parse_crop(text: str | None) -> Crop | None:
+    """The ``--crop x,y,w,h`` option; a malformed value exits with status 2."""
+    if not text:
+        return None
+    try:
+        return Crop.parse(text)
+    except ValueError as err:
+        raise fail(str(err), 2) from None
 
 
 def progress_bar() -> Progress:

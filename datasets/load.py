@@ -66,6 +66,17 @@ class LoadedImage:
         return int(self.pixels.shape[2])
 
 
+_MODES_BY_CHANNELS = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def to_pil_image(pixels: np.ndarray) -> Image.Image:
+    """``uint8 (H, W, C)`` with C in {1, 3, 4} → a Pillow image in mode L, RGB or RGBA."""
+    channels = pixels.shape[2]
+    return Image.fromarray(
+        pixels[:, :, 0] if channels == 1 else pixels, _MODES_BY_CHANNELS[channels]
+    )
+
+
 def pixel_sha256(pixels: np.ndarray) -> str:
     """Hex SHA-256 of an image's shape and pixel bytes (independent of the file encoding)."""
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)

@@ -1,1 +1,27 @@
-"""The archive: LMDB index, shards and records (see the store issue)."""
+"""The archive: an LMDB environment of shard and member records with random access."""
+
+from inrstore.store.archive import AddProgress, AddReport, MemberInfo, Store, StoreStats
+from inrstore.store.errors import (
+    AmbiguousIdError,
+    CorruptRecordError,
+    NotAStoreError,
+    StoreError,
+    StoreNotFoundError,
+    StoreVersionError,
+    UnknownIdError,
+)
+
+__all__ = [
+    "AddProgress",
+    "AddReport",
+    "AmbiguousIdError",
+    "CorruptRecordError",
+    "MemberInfo",
+    "NotAStoreError",
+    "Store",
+    "StoreError",
+    "StoreNotFoundError",
+    "StoreStats",
+    "StoreVersionError",
+    "UnknownIdError",
+]

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import tomllib
+import pytest
 from typer.testing import CliRunner
 
 from inrstore.cli.app import app
@@ -20,6 +20,7 @@ def test_imports_work_outside_the_repository(tmp_path: Path) -> None:
 
 
 def test_pyproject_lists_every_package_directory() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     roots = config["package-dir"]
     on_disk = set()

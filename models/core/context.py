@@ -11,6 +11,8 @@ return ``(h*w, features)`` in row-major pixel order.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -82,32 +84,41 @@ def level_code(level: int, levels: int) -> int:
     return (2 * ENCODING_ONE * level) // levels
 
 
-def aru_pass1_inputs(
-    coarse: torch.Tensor,
-    coarse_mu: torch.Tensor,
-    coarse_log_scale: torch.Tensor,
-    shape: tuple[int, int],
-    level: int,
-    levels: int,
-    unit: float,
-) -> torch.Tensor:
-    """Pass-1 features for every pixel of a grid of ``shape``: ``(h*w, ARU_PASS1_INPUTS)``.
+@dataclass(frozen=True)
+class CoarseContext:
+    """What a grid's entropy model knows from the level above it.
 
-    ``coarse`` is in ``unit`` × latent steps; ``coarse_mu``/``coarse_log_scale`` already in
-    the path's unit.
+    ``values`` is the decoded coarser grid in ``unit`` × latent steps, ``mu`` and
+    ``log_scale`` its (μ, log σ) already in the path's unit; ``level`` is the grid being
+    coded (0 = finest) out of ``levels``.
     """
+
+    values: torch.Tensor
+    mu: torch.Tensor
+    log_scale: torch.Tensor
+    level: int
+    levels: int
+    unit: float
+
+    def encoding(self, code: int) -> float:
+        """An integer encoding (:func:`position_codes`, :func:`level_code`) in this unit."""
+        return code * self.unit / ENCODING_ONE
+
+
+def aru_pass1_inputs(coarse: CoarseContext, shape: tuple[int, int]) -> torch.Tensor:
+    """Pass-1 features for every pixel of a grid of ``shape``: ``(h*w, ARU_PASS1_INPUTS)``."""
     height, width = shape
     rows, cols = position_codes(height, width)
-    scale = unit / ENCODING_ONE
-    level_column = torch.full((height * width,), level_code(level, levels) * scale)
+    dtype = coarse.values.dtype
+    level = coarse.encoding(level_code(coarse.level, coarse.levels))
     return torch.cat(
         [
-            _neighbourhood(coarse, height, width),
-            upsample_nearest(coarse_mu, height, width)[:, None],
-            upsample_nearest(coarse_log_scale, height, width)[:, None],
-            (rows * scale).to(coarse.dtype)[:, None],
-            (cols * scale).to(coarse.dtype)[:, None],
-            level_column.to(coarse.dtype)[:, None],
+            _neighbourhood(coarse.values, height, width),
+            upsample_nearest(coarse.mu, height, width)[:, None],
+            upsample_nearest(coarse.log_scale, height, width)[:, None],
+            (rows * coarse.encoding(1)).to(dtype)[:, None],
+            (cols * coarse.encoding(1)).to(dtype)[:, None],
+            torch.full((height * width, 1), level, dtype=dtype),
         ],
         dim=1,
     )
@@ -138,15 +149,7 @@ def anchor_mask(height: int, width: int) -> torch.Tensor:
     return ((rows + cols) % 2 == 0).reshape(-1)
 
 
-def arm_inputs(
-    grid: torch.Tensor,
-    coarse: torch.Tensor,
-    coarse_mu: torch.Tensor,
-    coarse_log_scale: torch.Tensor,
-    level: int,
-    levels: int,
-    unit: float,
-) -> torch.Tensor:
+def arm_inputs(grid: torch.Tensor, coarse: CoarseContext) -> torch.Tensor:
     """ARM features for every pixel, from the whole (known) grid: ``(h*w, ARM_INPUTS)``."""
     height, width = grid.shape
     padded = F.pad(grid[None, None], (2, 2, 2, 0))[0, 0]
@@ -154,35 +157,20 @@ def arm_inputs(
         padded[2 + dr : 2 + dr + height, 2 + dc : 2 + dc + width].reshape(-1)
         for dr, dc in ARM_OFFSETS
     ]
-    return torch.cat(
-        [
-            torch.stack(neighbours, dim=1),
-            arm_coarse_inputs(
-                coarse, coarse_mu, coarse_log_scale, (height, width), level, levels, unit
-            ),
-        ],
-        dim=1,
-    )
+    causal = torch.stack(neighbours, dim=1)
+    return torch.cat([causal, arm_coarse_inputs(coarse, (height, width))], dim=1)
 
 
-def arm_coarse_inputs(
-    coarse: torch.Tensor,
-    coarse_mu: torch.Tensor,
-    coarse_log_scale: torch.Tensor,
-    shape: tuple[int, int],
-    level: int,
-    levels: int,
-    unit: float,
-) -> torch.Tensor:
+def arm_coarse_inputs(coarse: CoarseContext, shape: tuple[int, int]) -> torch.Tensor:
     """The non-causal part of the ARM features, ``(h*w, 4)``."""
     height, width = shape
-    level_value = level_code(level, levels) * unit / ENCODING_ONE
+    level = coarse.encoding(level_code(coarse.level, coarse.levels))
     return torch.stack(
         [
-            upsample_nearest(coarse, height, width),
-            upsample_nearest(coarse_mu, height, width),
-            upsample_nearest(coarse_log_scale, height, width),
-            torch.full((height * width,), level_value, dtype=coarse.dtype),
+            upsample_nearest(coarse.values, height, width),
+            upsample_nearest(coarse.mu, height, width),
+            upsample_nearest(coarse.log_scale, height, width),
+            torch.full((height * width,), level, dtype=coarse.values.dtype),
         ],
         dim=1,
     )

@@ -11,6 +11,7 @@ import torch
 
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.context import (
+    CoarseContext,
     anchor_mask,
     arm_inputs,
     aru_pass1_inputs,
@@ -29,15 +30,12 @@ def entropy_parameters(
     pass1_shape, pass2_shape = arch.aru
     for level in range(levels - 2, -1, -1):
         grid, coarse = grids[level], grids[level + 1]
-        coarse_mu, coarse_log_scale = results[-1]
+        context = CoarseContext(coarse, *results[-1], level, levels, 1.0)
         shape = (grid.shape[0], grid.shape[1])
         if level < arch.arm_levels:
-            inputs = arm_inputs(grid, coarse, coarse_mu, coarse_log_scale, level, levels, 1.0)
-            output = mlp_forward(arch.arm, params, "arm.", inputs)
+            output = mlp_forward(arch.arm, params, "arm.", arm_inputs(grid, context))
         else:
-            inputs = aru_pass1_inputs(
-                coarse, coarse_mu, coarse_log_scale, shape, level, levels, 1.0
-            )
+            inputs = aru_pass1_inputs(context, shape)
             pass1 = mlp_forward(pass1_shape, params, "aru1.", inputs)
             pass2 = mlp_forward(pass2_shape, params, "aru2.", aru_pass2_inputs(grid, pass1, coarse))
             anchors = anchor_mask(*shape)[:, None]

@@ -19,6 +19,7 @@ from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.context import (
     ARM_MAX_RIGHT,
     ARM_OFFSETS,
+    CoarseContext,
     anchor_mask,
     arm_coarse_inputs,
     arm_inputs,
@@ -29,9 +30,7 @@ from inrstore.models.core.mlp import FRACTION_BITS, FixedLayer, fixed_forward
 from inrstore.models.entropy.laplace import (
     LATENT_MAX,
     LATENT_MIN,
-    LOG_SCALE_MIN_INDEX,
     LOG_SCALE_STEPS,
-    SCALE_TABLE,
     snap_parameters,
 )
 
@@ -63,17 +62,20 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64))
 
 
-def _aru_pass1(model, coarse, coarse_mu, coarse_log_scale, shape, level) -> np.ndarray:
-    inputs = aru_pass1_inputs(
+def _context(model, coarse, coarse_mu, coarse_log_scale, level) -> CoarseContext:
+    """The coarser grid (integers) and its fixed-point (μ, log σ) as the builders want them."""
+    return CoarseContext(
         _tensor(coarse * UNIT),
         _tensor(coarse_mu),
         _tensor(coarse_log_scale),
-        shape,
         level,
         model.arch.levels,
         UNIT,
     )
-    return fixed_forward(model.aru_pass1, inputs.numpy())
+
+
+def _aru_pass1(model, context: CoarseContext, shape) -> np.ndarray:
+    return fixed_forward(model.aru_pass1, aru_pass1_inputs(context, shape).numpy())
 
 
 def _aru_pass2(model, grid, pass1, coarse) -> np.ndarray:
@@ -113,22 +115,15 @@ def encode_latents(model: FixedEntropyModel, grids: list[np.ndarray]) -> tuple[b
             order = [np.arange(symbols.size)]
         else:
             coarse = grids[level + 1]
+            context = _context(model, coarse, coarse_mu, coarse_log_scale, level)
             if kind == "aru":
-                pass1 = _aru_pass1(model, coarse, coarse_mu, coarse_log_scale, grid.shape, level)
+                pass1 = _aru_pass1(model, context, grid.shape)
                 pass2 = _aru_pass2(model, grid, pass1, coarse)
                 anchors = anchor_mask(*grid.shape).numpy()
                 output = np.where(anchors[:, None], pass1, pass2)
                 order = [np.flatnonzero(anchors), np.flatnonzero(~anchors)]
             else:
-                inputs = arm_inputs(
-                    _tensor(grid * UNIT),
-                    _tensor(coarse * UNIT),
-                    _tensor(coarse_mu),
-                    _tensor(coarse_log_scale),
-                    level,
-                    model.arch.levels,
-                    UNIT,
-                )
+                inputs = arm_inputs(_tensor(grid * UNIT), context)
                 output = fixed_forward(model.arm, inputs.numpy())
                 order = [np.concatenate(list(_wavefronts(*grid.shape)))]
             mu, log_scale = output[:, 0].reshape(grid.shape), output[:, 1].reshape(grid.shape)
@@ -170,7 +165,8 @@ def decode_latents(model: FixedEntropyModel, payload: bytes, zero_flags: int) ->
                 flat[:] = _decode(decoder, *snap_parameters(mu.reshape(-1), log_scale.reshape(-1)))
         elif kind == "aru":
             coarse = grids[level + 1]
-            pass1 = _aru_pass1(model, coarse, coarse_mu, coarse_log_scale, shape, level)
+            context = _context(model, coarse, coarse_mu, coarse_log_scale, level)
+            pass1 = _aru_pass1(model, context, shape)
             anchors = anchor_mask(*shape).numpy()
             if coded:
                 means, scales = snap_parameters(pass1[:, 0], pass1[:, 1])
@@ -182,24 +178,17 @@ def decode_latents(model: FixedEntropyModel, payload: bytes, zero_flags: int) ->
                 flat[~anchors] = _decode(decoder, means[~anchors], scales[~anchors])
             mu, log_scale = output[:, 0].reshape(shape), output[:, 1].reshape(shape)
         else:
-            output = _decode_arm(model, decoder, grids, level, coarse_mu, coarse_log_scale, coded)
+            context = _context(model, grids[level + 1], coarse_mu, coarse_log_scale, level)
+            output = _decode_arm(model, decoder, grids[level], context, coded)
             mu, log_scale = output[:, 0].reshape(shape), output[:, 1].reshape(shape)
         coarse_mu, coarse_log_scale = mu, log_scale
     return grids
 
 
-def _decode_arm(model, decoder, grids, level, coarse_mu, coarse_log_scale, coded) -> np.ndarray:
-    """Decode one ARM grid wavefront by wavefront; return its fixed-point (μ, log σ)."""
-    height, width = grids[level].shape
-    coarse_part = arm_coarse_inputs(
-        _tensor(grids[level + 1] * UNIT),
-        _tensor(coarse_mu),
-        _tensor(coarse_log_scale),
-        (height, width),
-        level,
-        model.arch.levels,
-        UNIT,
-    ).numpy()
+def _decode_arm(model, decoder, grid: np.ndarray, context: CoarseContext, coded: bool):
+    """Decode one ARM grid in place, wavefront by wavefront; return its fixed-point (μ, log σ)."""
+    height, width = grid.shape
+    coarse_part = arm_coarse_inputs(context, (height, width)).numpy()
     stride = width + 4
     padded = np.zeros((height + 2) * stride)
     offsets = np.array([dr * stride + dc for dr, dc in ARM_OFFSETS])
@@ -215,7 +204,7 @@ def _decode_arm(model, decoder, grids, level, coarse_mu, coarse_log_scale, coded
             symbols = _decode(decoder, *snap_parameters(result[:, 0], result[:, 1]))
             padded[positions] = symbols * UNIT
     if coded:
-        grids[level][:] = padded.reshape(height + 2, stride)[2:, 2 : 2 + width] / UNIT
+        grid[:] = padded.reshape(height + 2, stride)[2:, 2 : 2 + width] / UNIT
     return output
 
 
@@ -224,8 +213,3 @@ def _decode(decoder, means: np.ndarray, scales: np.ndarray) -> np.ndarray:
         return decoder.decode(_MODEL, means, scales).astype(np.float64)
     except Exception as err:  # constriction reports exhausted or inconsistent data this way
         raise CodingError(f"latent payload does not decode ({err})") from None
-
-
-def prior_scale(index: int) -> float:
-    """The coarsest grid's Laplace scale for a header's prior index."""
-    return float(SCALE_TABLE[index - LOG_SCALE_MIN_INDEX])

@@ -1,0 +1,88 @@
+"""Images per second through a PyTorch DataLoader: from a store vs from PNG and JPEG files.
+
+Usage: ``python -m inrstore.bench.dataloader_speed CIFAR_DIR --out FILE.json [--limit N]``.
+The store is filled with a short training run (read speed does not depend on how long the
+encoder trained). Every loader decodes to float32 ``(C, H, W)`` tensors in [0, 1].
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from inrstore.bench.run import write_report
+from inrstore.datasets import scan_images
+from inrstore.datasets.torch_dataset import StoreDataset
+from inrstore.models.fit.presets import Preset
+from inrstore.store import Store
+
+
+class FileDataset(Dataset):
+    """Images decoded with Pillow from files."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        with Image.open(self.paths[index]) as image:
+            pixels = np.asarray(image.convert("RGB"))
+        return torch.from_numpy(pixels).permute(2, 0, 1).float().div(255.0), 0
+
+
+def images_per_second(dataset: Dataset, workers: int, epochs: int = 3) -> float:
+    loader = DataLoader(dataset, batch_size=64, num_workers=workers)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for _batch in loader:
+            pass
+    return epochs * len(dataset) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--limit", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    paths = [found.path for found in scan_images(args.folder).images][: args.limit]
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        jpegs = []
+        for path in paths:
+            buffer = io.BytesIO()
+            Image.open(path).convert("RGB").save(buffer, format="JPEG", quality=90)
+            jpegs.append(root / f"{path.stem}.jpg")
+            jpegs[-1].write_bytes(buffer.getvalue())
+        with Store.open(root / "store", create=True) as store:
+            store.add(paths, preset=Preset("speed", 30, arm_levels=0))
+        results = {}
+        for workers in (0, args.workers):
+            results[f"store, {workers} workers"] = images_per_second(
+                StoreDataset(root / "store"), workers
+            )
+            results[f"PNG files, {workers} workers"] = images_per_second(
+                FileDataset(paths), workers
+            )
+            results[f"JPEG files, {workers} workers"] = images_per_second(
+                FileDataset(jpegs), workers
+            )
+    report = {"images": len(paths), "unit": "images per second", "results": results}
+    write_report(args.out, report)
+    for name, rate in results.items():
+        print(f"{name:28s} {rate:10.1f} images/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""The Store API: add, ids, get, info, ls, rm, verify, stats, export, compact, errors."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from pathlib import Path
+
+import lmdb
+import numpy as np
+import pytest
+from PIL import Image
+
+from inrstore.datasets.load import pixel_sha256
+from inrstore.models.metrics import psnr
+from inrstore.store import (
+    AmbiguousIdError,
+    CorruptRecordError,
+    NotAStoreError,
+    Store,
+    StoreNotFoundError,
+    StoreVersionError,
+    UnknownIdError,
+)
+from inrstore.store.records import unpack_member
+
+from .conftest import QUICK
+
+
+def test_add_records_everything_and_gets_decode(filled: Path, images: Path) -> None:
+    with Store.open(filled, readonly=True) as store:
+        infos = {info.name: info for info in store.members()}
+        expected = [f"cats/{i:04d}.png" for i in range(3)] + [
+            f"dogs/{i:04d}.png" for i in range(3, 6)
+        ]
+        assert sorted(infos) == expected
+        assert {info.label for name, info in infos.items() if name.startswith("cats")} == {0}
+        assert {info.label for name, info in infos.items() if name.startswith("dogs")} == {1}
+        assert {info.shard for info in infos.values()} == {1, 2}
+        original = np.asarray(Image.open(images / "dogs" / "0004.png"))
+        info = infos["dogs/0004.png"]
+        assert info.hex_id == pixel_sha256(original)
+        decoded = store.get(info.hex_id[:8])
+        assert decoded.shape == (32, 32, 3)
+        assert psnr(original, decoded) == pytest.approx(info.psnr, abs=1e-3)
+        assert store.get("dogs/0004.png", scale=2).shape == (64, 64, 3)
+        stats = store.stats()
+        assert (stats.images, stats.shards) == (6, 2)
+        assert stats.original_bytes == sum(p.stat().st_size for p in images.rglob("*.png"))
+
+
+def test_second_add_skips_duplicates(filled: Path, images: Path, tmp_path: Path) -> None:
+    extra = tmp_path / "more"
+    extra.mkdir()
+    shutil.copy(images / "cats" / "0000.png", extra / "copy-of-0000.png")
+    Image.fromarray(np.full((8, 8, 3), 9, np.uint8)).save(extra / "new.png")
+    with Store.open(filled) as store:
+        report = store.add([images, extra], preset=QUICK)
+        assert len(report.added) == 1 and len(report.duplicates) == 7
+        assert len(store.ids()) == 7
+
+
+def test_ids_resolve_by_prefix_and_name_with_clear_errors(filled: Path, tmp_path: Path) -> None:
+    with Store.open(filled) as store:
+        for value in (0, 255):  # two different images, both named "same.png"
+            folder = tmp_path / f"folder{value}"
+            folder.mkdir()
+            Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(folder / "same.png")
+            store.add([folder], preset=QUICK)
+        hex_id = store.ids()[0]
+        assert store.resolve(hex_id[:6]) == hex_id
+        assert store.resolve(hex_id.upper()[:10]) == hex_id
+        assert store.resolve("dogs/0004.png") in store.ids()
+        with pytest.raises(UnknownIdError, match="no image with id or name 'ffffffffffff'"):
+            store.resolve("f" * 12)
+        with pytest.raises(UnknownIdError):
+            store.resolve("abc")  # too short to be a prefix, and no such name
+        with pytest.raises(
+            AmbiguousIdError, match=r"'same\.png' is ambiguous: it matches \w+, \w+"
+        ):
+            store.resolve("same.png")
+
+
+def test_remove_drops_members_and_empty_shards(filled: Path) -> None:
+    with Store.open(filled) as store:
+        shard_two = [i.hex_id for i in store.members() if i.shard == 2]
+        assert len(shard_two) == 2
+        store.remove([shard_two[0]])
+        assert store.stats().shards == 2
+        store.remove(["dogs/0005.png" if "dogs/0005.png" in _names(store) else shard_two[1]])
+        assert store.stats().shards == 1 and len(store.ids()) == 4
+        with pytest.raises(UnknownIdError):
+            store.get(shard_two[0])
+        before, after = store.compact()
+        assert after <= before and len(store.ids()) == 4
+
+
+def _names(store: Store) -> set[str]:
+    return {info.name for info in store.members()}
+
+
+def test_flipped_bytes_damage_only_that_member(filled: Path) -> None:
+    with Store.open(filled) as store:
+        victim, *others = store.ids()
+    env = lmdb.open(str(filled), max_dbs=4)
+    members = env.open_db(b"members")
+    with env.begin(write=True, db=members) as txn:
+        raw = bytearray(txn.get(victim.encode()))
+        raw[len(raw) // 2] ^= 0x40
+        txn.put(victim.encode(), bytes(raw))
+    env.close()
+    with Store.open(filled, readonly=True) as store:
+        with pytest.raises(CorruptRecordError, match="fails its checksum"):
+            store.get(victim)
+        for hex_id in others:
+            assert store.get(hex_id).shape == (32, 32, 3)
+        failures = store.verify()
+        assert failures == [(victim[:12], "member record fails its checksum (damaged bytes)")]
+        assert store.verify(quick=True) == failures
+
+
+def test_verify_passes_on_an_intact_store(filled: Path) -> None:
+    with Store.open(filled, readonly=True) as store:
+        assert store.verify() == []
+
+
+def test_export_keeps_names_and_cannot_escape(filled: Path, tmp_path: Path) -> None:
+    with Store.open(filled) as store:
+        written = store.export(tmp_path / "out")
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in written)[:2] == [
+        "cats/0000.png", "cats/0001.png",
+    ]  # fmt: skip
+    from inrstore.store.archive import _safe_target
+
+    root = (tmp_path / "out").resolve()
+    for hostile in ("../../etc/passwd", "/etc/passwd", "a/../../b.png"):
+        target = _safe_target(root, hostile, "ab" * 32, set())
+        assert target.is_relative_to(root)
+
+
+def test_opening_errors(tmp_path: Path, filled: Path) -> None:
+    with pytest.raises(StoreNotFoundError, match="no store here"):
+        Store.open(tmp_path / "absent")
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "notes.txt").write_text("hello")
+    with pytest.raises(NotAStoreError, match="not an inrstore store"):
+        Store.open(tmp_path / "plain", create=True)
+    env = lmdb.open(str(filled), max_dbs=4)
+    with env.begin(write=True, db=env.open_db(b"meta")) as txn:
+        txn.put(b"format", struct.pack(">I", 99))
+    env.close()
+    with pytest.raises(StoreVersionError, match="store format 99 is newer"):
+        Store.open(filled)
+
+
+def test_bad_inputs_are_reported_and_the_rest_added(tmp_path: Path, images: Path) -> None:
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "empty.png").write_bytes(b"")
+    (tmp_path / "bad" / "text.jpg").write_text("no")
+    (tmp_path / "bad" / "loop").symlink_to(tmp_path / "bad")
+    (tmp_path / "empty-folder").mkdir()
+    with Store.open(tmp_path / "store", create=True) as store:
+        report = store.add(
+            [tmp_path / "bad", tmp_path / "empty-folder", tmp_path / "missing",
+             images / "cats" / "0000.png"], preset=QUICK,
+        )  # fmt: skip
+        reasons = sorted(reason for _, reason in report.failures)
+        assert reasons == [
+            "empty file (0 bytes)",
+            "folder already visited (symbolic link loop)",
+            "no such file or folder",
+            "not a recognised image format",
+        ]
+        assert len(report.added) == 1
+        record = unpack_member(_raw(store, report.added[0]))
+        assert record.name == "0000.png"
+
+
+def _raw(store: Store, hex_id: str) -> bytes:
+    with store._env.read() as txn:
+        return txn.get(hex_id.encode(), db=store._env.dbs["members"])
