@@ -73,7 +73,7 @@ def encode_image(
     :class:`~inrstore.models.fit.train.TrainingStatus` updates.
     """
     from inrstore.models.core.architecture import levels_for
-    from inrstore.models.fit.network_quantization import quantize_networks, rounded_grids
+    from inrstore.models.fit.network_quantization import quantize_networks, round_latents
     from inrstore.models.fit.presets import preset as find_preset
     from inrstore.models.fit.presets import quality_to_lambda
     from inrstore.models.fit.train import fit_image
@@ -99,7 +99,7 @@ def encode_image(
         on_status=on_status,
     )
     modules, prior_index = quantize_networks(fitted, pixels)
-    grids = [grid.numpy().astype(np.int64) for grid in rounded_grids(fitted)]
+    grids = [grid.numpy().astype(np.int64) for grid in round_latents(fitted.grids)]
     return write_bitstream(arch, modules, prior_index, grids)
 
 
@@ -110,8 +110,7 @@ def write_bitstream(
     grids: list[np.ndarray],
 ) -> bytes:
     """Entropy-code quantized networks and integer grids (finest first) into bytes."""
-    entropy_model = _entropy_model(arch, modules, prior_index)
-    latents, zero_flags = encode_latents(entropy_model, grids)
+    latents, zero_flags = encode_latents(fixed_entropy_model(arch, modules, prior_index), grids)
     flats = {name: module.flat() for name, module in modules.items()}
     codes = {name: scale_code(flat) for name, flat in flats.items()}
     parameters = encode_parameters([(flats[name], codes[name]) for name in modules])
@@ -124,9 +123,10 @@ def write_bitstream(
     return pack_image(header, parameters, latents)
 
 
-def _entropy_model(
+def fixed_entropy_model(
     arch: Architecture, modules: dict[str, QuantizedModule], prior_index: int
 ) -> FixedEntropyModel:
+    """The exact integer entropy model of an image with these quantized networks."""
     layers = entropy_layers(arch, modules)
     return FixedEntropyModel(arch, layers["aru1"], layers["aru2"], layers["arm"], prior_index)
 
@@ -154,13 +154,36 @@ def decode_latent_state(data: bytes) -> tuple[ImageHeader, dict[str, QuantizedMo
         name: QuantizedModule.from_flat(shapes[name], flat, header.modules[name].exponent)
         for name, flat in zip(names, flats, strict=True)
     }
+    grids = decode_grids(arch, modules, header.prior_index, latent_bytes, header.zero_flags)
+    return header, modules, grids
+
+
+def decode_grids(
+    arch: Architecture,
+    modules: dict[str, QuantizedModule],
+    prior_index: int,
+    latent_bytes: bytes,
+    zero_flags: int,
+) -> list[np.ndarray]:
+    """Integer grids (float64 arrays, finest first) from a latent section."""
     try:
-        grids = decode_latents(
-            _entropy_model(arch, modules, header.prior_index), latent_bytes, header.zero_flags
+        return decode_latents(
+            fixed_entropy_model(arch, modules, prior_index), latent_bytes, zero_flags
         )
     except CodingError as err:
         raise BitstreamError(str(err)) from None
-    return header, modules, grids
+
+
+def render_decoded(
+    arch: Architecture,
+    modules: dict[str, QuantizedModule],
+    grids: list[np.ndarray],
+    scale: float,
+    crop: Crop | None,
+) -> np.ndarray:
+    """Pixels of decoded networks and grids at ``scale``, optionally inside ``crop``."""
+    float_grids = [torch.from_numpy(grid.astype(np.float32)) for grid in grids]
+    return render(arch, modules["synthesis"].dequantized(), float_grids, scale, crop)
 
 
 def decode_image(data: bytes, scale: float = 1.0, crop: Crop | None = None) -> np.ndarray:
@@ -170,6 +193,4 @@ def decode_image(data: bytes, scale: float = 1.0, crop: Crop | None = None) -> n
     ``ValueError`` for a scale outside [1/16, 8] or a crop outside the image.
     """
     header, modules, grids = decode_latent_state(data)
-    synthesis = modules["synthesis"].dequantized()
-    float_grids = [torch.from_numpy(grid.astype(np.float32)) for grid in grids]
-    return render(header.arch, synthesis, float_grids, scale, crop)
+    return render_decoded(header.arch, modules, grids, scale, crop)

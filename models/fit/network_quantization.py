@@ -19,9 +19,9 @@ from inrstore.models.fit.train import FittedImage
 EXPONENTS = range(4, 17)
 
 
-def rounded_grids(fitted: FittedImage) -> list[torch.Tensor]:
+def round_latents(grids: list[torch.Tensor]) -> list[torch.Tensor]:
     """The latents as the decoder will see them: rounded and clamped to the symbol range."""
-    return [torch.round(grid).clamp(LATENT_MIN, LATENT_MAX) for grid in fitted.grids]
+    return [torch.round(grid).clamp(LATENT_MIN, LATENT_MAX) for grid in grids]
 
 
 def quantize_networks(
@@ -31,7 +31,7 @@ def quantize_networks(
     arch = fitted.arch
     model = ImageModel(arch, torch.device("cpu"))
     target = to_unit(pixels)
-    grids = rounded_grids(fitted)
+    grids = round_latents(fitted.grids)
     pixel_count = arch.height * arch.width
     current = dict(fitted.params)
     chosen: dict[str, QuantizedModule] = {}

@@ -87,20 +87,9 @@ def fit_image(
     iteration = 0
     progress = 0.0
     while progress < 1.0:
-        hard = progress >= 1.0 - preset.hard_fraction
-        soft_progress = min(1.0, progress / (1.0 - preset.hard_fraction))
-        for group in optimizer.param_groups:
-            group["lr"] = (
-                preset.final_learning_rate
-                if hard
-                else _cosine(group["base"], preset.final_learning_rate * 10, soft_progress)
-            )
-        temperature = _linear(preset.temperature_start, preset.temperature_end, soft_progress)
-        noise_std = _linear(preset.noise_start, preset.noise_end, soft_progress)
-        quantized = [
-            straight_through_round(g) if hard else noisy_soft_round(g, temperature, noise_std)
-            for g in grids
-        ]
+        step = schedule(preset, progress)
+        step.apply(optimizer)
+        quantized = [step.quantize(grid) for grid in grids]
         reconstruction = model.reconstruct(params, quantized)
         distortion = torch.mean((reconstruction - target) ** 2)
         bits = model.latent_bits(params, quantized, prior_log_scale)
@@ -136,6 +125,46 @@ def fit_image(
         lam=lam,
         iterations=iteration,
         seconds=time.perf_counter() - start,
+    )
+
+
+@dataclass(frozen=True)
+class StepSchedule:
+    """Learning rates, latent quantization proxy and phase at one point of training."""
+
+    hard: bool
+    learning_rate_factor: float
+    temperature: float
+    noise_std: float
+    final_learning_rate: float
+
+    def apply(self, optimizer: torch.optim.Optimizer) -> None:
+        """Set every parameter group's ``lr`` from its ``"base"`` learning rate."""
+        floor = self.final_learning_rate * 10
+        for group in optimizer.param_groups:
+            group["lr"] = (
+                self.final_learning_rate
+                if self.hard
+                else _cosine(group["base"], floor, self.learning_rate_factor)
+            )
+
+    def quantize(self, grid: torch.Tensor) -> torch.Tensor:
+        """The training proxy of rounding: noisy soft-rounding, then straight-through."""
+        if self.hard:
+            return straight_through_round(grid)
+        return noisy_soft_round(grid, self.temperature, self.noise_std)
+
+
+def schedule(preset: Preset, progress: float) -> StepSchedule:
+    """The schedule at ``progress`` in [0, 1]: cosine learning rate and linear annealing of
+    temperature and noise over the soft phase, then the hard phase at the final rate."""
+    soft_progress = min(1.0, progress / (1.0 - preset.hard_fraction))
+    return StepSchedule(
+        hard=progress >= 1.0 - preset.hard_fraction,
+        learning_rate_factor=soft_progress,
+        temperature=_linear(preset.temperature_start, preset.temperature_end, soft_progress),
+        noise_std=_linear(preset.noise_start, preset.noise_end, soft_progress),
+        final_learning_rate=preset.final_learning_rate,
     )
 
 

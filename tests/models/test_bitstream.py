@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from inrstore.models.bitstream.errors import BitstreamError
-from inrstore.models.bitstream.image_format import _PREFIX, FORMAT_VERSION, unpack_image
+from inrstore.models.bitstream.image_format import FORMAT_VERSION, PREFIX, unpack_image
 from inrstore.models.codec import decode_image, read_header
 
 
 def _section_boundaries(data: bytes) -> list[int]:
     _, parameters, latents = unpack_image(data)
     start = len(data) - 4 - len(latents) - len(parameters)
-    return [0, 4, 5, _PREFIX.size, start - 8, start, start + len(parameters), len(data) - 4]
+    return [0, 4, 5, PREFIX.size, start - 8, start, start + len(parameters), len(data) - 4]
 
 
 def test_truncation_anywhere_is_reported(tiny_bitstream: bytes) -> None:
@@ -53,7 +53,7 @@ def _forge(data: bytes, offset: int, code: str, value: int) -> bytes:
     ("offset", "code", "value", "message"),
     [
         (0, "I", 0x504E4700, "bad magic number"),
-        (4, "B", FORMAT_VERSION + 1, "unsupported format version 2"),
+        (4, "B", FORMAT_VERSION + 1, "unsupported image format version 2"),
         (5, "H", 0, "height=0 is out of range"),
         (5, "I", 60000 << 16 | 60000, "declared size 60000x60000 is too large"),
         (9, "B", 2, "channels must be 1, 3 or 4, not 2"),

@@ -13,7 +13,7 @@ from inrstore.models.bitstream.parameters import (
     parameter_bits,
     scale_code,
 )
-from inrstore.models.codec import _entropy_model
+from inrstore.models.codec import fixed_entropy_model
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.entropy.coding import decode_latents, encode_latents
 from inrstore.models.entropy.laplace import SCALE_TABLE
@@ -26,7 +26,7 @@ from .conftest import random_grids, random_modules
 ])  # fmt: skip
 def test_latents_round_trip(height: int, width: int, levels: int, arm_levels: int) -> None:
     arch = Architecture(height, width, 3, levels, arm_levels)
-    model = _entropy_model(arch, random_modules(arch, seed=levels), prior_index=20)
+    model = fixed_entropy_model(arch, random_modules(arch, seed=levels), prior_index=20)
     grids = random_grids(arch, seed=height)
     payload, zero_flags = encode_latents(model, grids)
     assert zero_flags == 0
@@ -37,7 +37,7 @@ def test_latents_round_trip(height: int, width: int, levels: int, arm_levels: in
 
 def test_zero_grids_are_flagged_and_cost_nothing() -> None:
     arch = Architecture(20, 20, 3, 4, 1)
-    model = _entropy_model(arch, random_modules(arch, seed=1), prior_index=0)
+    model = fixed_entropy_model(arch, random_modules(arch, seed=1), prior_index=0)
     grids = random_grids(arch, seed=2)
     grids[0][:] = 0
     grids[2][:] = 0
@@ -52,7 +52,7 @@ def test_zero_grids_are_flagged_and_cost_nothing() -> None:
 
 def test_out_of_range_latents_are_refused() -> None:
     arch = Architecture(8, 8, 1, 2, 0)
-    model = _entropy_model(arch, random_modules(arch, seed=3), prior_index=0)
+    model = fixed_entropy_model(arch, random_modules(arch, seed=3), prior_index=0)
     grids = random_grids(arch, seed=4)
     grids[1][0, 0] = 64
     with pytest.raises(ValueError, match=r"latent symbols must lie in \[-64, 63\]"):

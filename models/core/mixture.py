@@ -1,0 +1,71 @@
+"""Mixture parameters: a member's network weights as a linear combination of shared bases.
+
+For every module (synthesis, ARU, ARM) a shard holds ``K`` weight bases ``B_1 … B_K`` and each
+member ``i`` its coefficients ``α_i`` (``K`` per module): ``θ_i = Σ_k α_ik B_k``. ``K = 1`` with
+``α ≡ 1`` is plain weight sharing.
+
+The float path (training) mixes float tensors. The integer path (coding) mixes quantized bases
+(integers at step ``2**-e``) with quantized coefficients (integers at step ``2**-c``) in int64
+and rounds the sum back to step ``2**-e`` with an explicit shift, so every machine derives the
+very same integer weights for a member.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from inrstore.models.core.mlp import WEIGHT_LIMIT
+from inrstore.models.core.quantized import QuantizedModule
+
+
+def mix_float(
+    bases: dict[str, torch.Tensor],
+    coefficients: torch.Tensor,
+    names: list[str] | tuple[str, ...] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Per-member parameters ``(N, *shape)`` from bases ``(K, *shape)`` and ``(N, K)``
+    coefficients (``names``: the parameters to mix, default all)."""
+    chosen = bases if names is None else {name: bases[name] for name in names}
+    return {
+        name: torch.einsum("nk,k...->n...", coefficients, basis) for name, basis in chosen.items()
+    }
+
+
+def mix_integers(
+    bases: QuantizedModule, coefficients: np.ndarray | None, coefficient_exponent: int
+) -> QuantizedModule:
+    """One member's quantized module from quantized bases (integers ``(K, *shape)``).
+
+    ``coefficients``: ``(K,)`` integers at step ``2**-coefficient_exponent``, or None for plain
+    sharing (``K = 1``, ``α = 1``). The result is at the bases' step, rounded half up and
+    clamped to the weight range; exact in int64 (|α| < 2**15, |B| < 2**15, K ≤ 2**16).
+    """
+    if coefficients is None:
+        return QuantizedModule(
+            bases.exponent, {name: value[0].clone() for name, value in bases.integers.items()}
+        )
+    alpha = np.asarray(coefficients, dtype=np.int64)
+    mixed = {}
+    for name, value in bases.integers.items():
+        total = np.tensordot(alpha, value.numpy().astype(np.int64), axes=(0, 0))
+        if coefficient_exponent > 0:
+            total = (total + (1 << (coefficient_exponent - 1))) >> coefficient_exponent
+        mixed[name] = torch.from_numpy(np.clip(total, -WEIGHT_LIMIT, WEIGHT_LIMIT - 1))
+    return QuantizedModule(bases.exponent, mixed)
+
+
+def member_modules(
+    bases: dict[str, QuantizedModule],
+    coefficients: dict[str, np.ndarray] | None,
+    exponents: dict[str, int] | None,
+) -> dict[str, QuantizedModule]:
+    """Every module of one member from the shard's bases and the member's coefficients."""
+    return {
+        name: mix_integers(
+            module,
+            None if coefficients is None else coefficients[name],
+            0 if exponents is None else exponents[name],
+        )
+        for name, module in bases.items()
+    }

@@ -1,0 +1,164 @@
+"""Shards: shared bases, per-member coefficients, independent member decoding, hostile bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import subprocess
+import sys
+import zlib
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from inrstore.models.bitstream.errors import BitstreamError
+from inrstore.models.bitstream.shard_format import HEADER_PREFIX, unpack_member
+from inrstore.models.core.mixture import mix_integers
+from inrstore.models.core.quantized import QuantizedModule
+from inrstore.models.metrics import psnr
+from inrstore.models.render import Crop
+from inrstore.models.shard_codec import decode_member, encode_shard, read_shard_header
+from tests.conftest import SAMPLES
+
+from .conftest import TINY_PRESET
+
+SHARD_PRESET = replace(TINY_PRESET, iterations=80)
+
+
+def _images() -> list[np.ndarray]:
+    """Two 32×32 CIFAR images and a 24×40 Kodak crop: two size groups."""
+    cifar = [
+        np.asarray(Image.open(SAMPLES / "cifar10" / f"000{i}.png").convert("RGB")) for i in (3, 5)
+    ]
+    kodak = np.asarray(Image.open(SAMPLES / "kodak" / "kodim23-128.png").convert("RGB"))
+    return [*cifar, np.ascontiguousarray(kodak[40:64, 50:90])]
+
+
+@pytest.fixture(scope="module")
+def images() -> list[np.ndarray]:
+    return _images()
+
+
+@pytest.fixture(scope="module", params=[1, 3], ids=["K=1", "K=N"])
+def shard(request, images):
+    return encode_shard(images, SHARD_PRESET, quality=70, bases=request.param)
+
+
+def test_every_member_decodes_from_the_header_and_its_own_record(shard, images) -> None:
+    for index, image in enumerate(images):
+        decoded = decode_member(shard.header, shard.members[index])
+        assert decoded.shape == image.shape
+        assert psnr(image, decoded) > 22.0
+
+
+def test_plain_sharing_stores_no_coefficients_and_k_n_stores_k_each(shard, images) -> None:
+    header = read_shard_header(shard.header)
+    for member in shard.members:
+        _, coefficients, _ = unpack_member(member, header.header.template)
+        assert (len(coefficients) == 0) == (header.header.bases == 1)
+    assert header.header.bases in (1, len(images))
+
+
+def test_member_decodes_at_any_scale_and_crop(shard) -> None:
+    header = read_shard_header(shard.header)
+    member = shard.members[2]
+    full = decode_member(header, member, scale=2.0)
+    assert full.shape == (48, 80, 3)
+    block = decode_member(header, member, scale=2.0, crop=Crop(10, 4, 16, 12))
+    assert np.array_equal(block, full[8:32, 20:52])
+
+
+def test_a_member_refuses_another_shards_header(shard, images) -> None:
+    other = encode_shard(images[:1], SHARD_PRESET, quality=70, bases=1, seed=1)
+    with pytest.raises(BitstreamError, match="does not belong to this shard header"):
+        decode_member(other.header, shard.members[0])
+
+
+def test_truncated_and_flipped_bytes_raise_clear_errors(shard) -> None:
+    rng = np.random.default_rng(0)
+    header, member = shard.header, shard.members[1]
+    for cut in range(0, len(header), max(1, len(header) // 40)):
+        with pytest.raises(BitstreamError):
+            decode_member(header[:cut], member)
+    for cut in range(len(member)):
+        with pytest.raises(BitstreamError):
+            decode_member(header, member[:cut])
+    for _ in range(40):
+        for target in ("header", "member"):
+            data = bytearray(header if target == "header" else member)
+            position = int(rng.integers(len(data)))
+            data[position] ^= 1 << int(rng.integers(8))
+            pair = (bytes(data), member) if target == "header" else (header, bytes(data))
+            with pytest.raises(BitstreamError):
+                decode_member(*pair)
+
+
+def _reseal(data: bytes, offset: int, layout: str, value: int) -> bytes:
+    forged = bytearray(data[:-4])
+    struct.pack_into(layout, forged, offset, value)
+    return bytes(forged) + struct.pack(">I", zlib.crc32(bytes(forged)))
+
+
+def test_forged_header_fields_with_valid_checksums_are_refused(shard) -> None:
+    bases_offset = HEADER_PREFIX.size - 2
+    with pytest.raises(BitstreamError, match="too many basis weights"):
+        read_shard_header(_reseal(shard.header, bases_offset, ">H", 4000))
+    with pytest.raises(BitstreamError, match="bases=0 is out of range"):
+        read_shard_header(_reseal(shard.header, bases_offset, ">H", 0))
+    with pytest.raises(BitstreamError, match="unsupported shard header format version"):
+        read_shard_header(_reseal(shard.header, 4, ">B", 9))
+
+
+def test_mixed_channel_counts_are_refused(images) -> None:
+    gray = images[0][:, :, :1]
+    with pytest.raises(ValueError, match="share one channel count"):
+        encode_shard([images[0], gray], SHARD_PRESET)
+
+
+def test_integer_mixing_matches_big_integer_arithmetic() -> None:
+    rng = np.random.default_rng(1)
+    bases = QuantizedModule(9, {"w": torch.from_numpy(rng.integers(-(2**15), 2**15, (5, 7, 3)))})
+    alpha = rng.integers(-(2**15), 2**15, 5)
+    mixed = mix_integers(bases, alpha, 11).integers["w"].numpy()
+    stacked = bases.integers["w"].tolist()
+    for row, col in np.ndindex(7, 3):
+        total = sum(int(a) * stacked[k][row][col] for k, a in enumerate(alpha))
+        expected = max(-(2**15), min(2**15 - 1, (total + 2**10) >> 11))
+        assert mixed[row, col] == expected
+
+
+_DECODE_MEMBER = """
+import hashlib, sys, torch
+torch.set_num_threads(1)
+from inrstore.models.shard_codec import decode_member
+header, member = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+print(hashlib.sha256(decode_member(header, member).tobytes()).hexdigest())
+print(sorted(m for m in sys.modules if m.startswith("inrstore.models.fit")))
+"""
+
+
+def test_member_encoded_with_two_threads_decodes_identically_in_a_fresh_process(
+    tmp_path: Path,
+) -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        shard = encode_shard(_images()[:2], replace(SHARD_PRESET, iterations=30), bases=2)
+    finally:
+        torch.set_num_threads(threads)
+    (tmp_path / "h").write_bytes(shard.header)
+    (tmp_path / "m").write_bytes(shard.members[1])
+    here = hashlib.sha256(decode_member(shard.header, shard.members[1]).tobytes()).hexdigest()
+    result = subprocess.run(
+        [sys.executable, "-c", _DECODE_MEMBER, str(tmp_path / "h"), str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    digest, training_modules = result.stdout.splitlines()
+    assert digest == here
+    assert training_modules == "[]"
