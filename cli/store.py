@@ -47,7 +47,16 @@ def add(
     ] = None,
     preset: Annotated[str, typer.Option(help=f"Encoder effort: {', '.join(PRESETS)}.")] = "fast",
     quality: Annotated[float, typer.Option(min=0, max=100)] = DEFAULT_QUALITY,
+    bases: Annotated[
+        int | None, typer.Option(min=1, help="Weight bases K per shard (default 4, at most N).")
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    workers: Annotated[
+        int, typer.Option(min=1, help="Shards encoded at once, in worker processes.")
+    ] = 1,
+    warm_start: Annotated[
+        bool, typer.Option(help="Start new shards from the latest shard's bases.")
+    ] = True,
     label_csv: Annotated[
         Path | None, typer.Option(help="CSV of file,label rows (by relative name or file name).")
     ] = None,
@@ -78,8 +87,9 @@ def add(
                             status=status)  # fmt: skip
 
         report = store.add(
-            paths, preset=preset, quality=quality, shard_size=shard_size, device=device,
-            labels=labels, label_from_folder=label_from_folder, on_progress=show,
+            paths, preset=preset, quality=quality, shard_size=shard_size, bases=bases,
+            device=device, workers=workers, warm_start=warm_start, labels=labels,
+            label_from_folder=label_from_folder, on_progress=show,
         )  # fmt: skip
     if report.failures:
         errors.print(problems_table(report.failures, "Files not added"))
@@ -106,9 +116,8 @@ def get(
     """Decode one image (at any scale, or a crop) to a file or stdout."""
     box = parse_crop(crop)
     with _opened(ctx) as store:
-        info = store.info(ident)
         try:
-            pixels = store.get(info.hex_id, scale, box)
+            pixels, info = store.read(ident, scale, box)
         except ValueError as err:
             raise fail(str(err), 2) from None
     target = output or f"{Path(info.name).stem}-{short(info.hex_id)}.png"

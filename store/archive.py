@@ -1,17 +1,21 @@
 """The ``Store`` facade: add, get, list, inspect, remove, verify, export and compact.
 
-Only the codec's public functions touch images (``encode_image`` / ``decode_image``); LMDB
-is reached through :mod:`inrstore.store.env`; bytes through :mod:`inrstore.store.records`.
+Only the shard codec's public functions touch images (through :mod:`inrstore.store.encoding`
+and ``decode_member``); LMDB is reached through :mod:`inrstore.store.env`; bytes through
+:mod:`inrstore.store.records`.
 """
 
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import os
 import shutil
 import struct
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -21,9 +25,17 @@ from inrstore.datasets import DEFAULT_MAX_PIXELS, ImageError, load_image, scan_i
 from inrstore.datasets.load import pixel_sha256, to_pil_image
 from inrstore.datasets.scan import FoundImage
 from inrstore.models.bitstream.errors import BitstreamError
-from inrstore.models.codec import Crop, decode_image, encode_image
-from inrstore.models.metrics import psnr
+from inrstore.models.codec import Crop
+from inrstore.models.shard_codec import DecodedHeader, decode_member, read_shard_header
 from inrstore.store import ids
+from inrstore.store.encoding import (
+    EncodedRecords,
+    EncodeSettings,
+    PendingImage,
+    ShardJob,
+    encode_job,
+    encode_job_in_worker,
+)
 from inrstore.store.env import StoreEnv
 from inrstore.store.errors import CorruptRecordError, StoreError
 from inrstore.store.records import (
@@ -37,6 +49,8 @@ from inrstore.store.records import (
 from inrstore.store.sharding import group_into_shards, size_class
 
 _NEXT_SHARD = b"next_shard"
+HEADER_CACHE_SIZE = 32
+"""Decoded shard headers kept per open store (least recently used dropped first)."""
 
 
 @dataclass(frozen=True)
@@ -77,10 +91,13 @@ class MemberInfo:
     shard: int
     label: int | None
     conversion: str
+    header_share: float = 0.0
+    """The member's share of its shard header: header bytes / members in the shard."""
 
     @property
     def bpp(self) -> float:
-        return self.stored_bytes * 8 / (self.height * self.width)
+        """Effective bits per pixel: own record plus header share."""
+        return (self.stored_bytes + self.header_share) * 8 / (self.height * self.width)
 
 
 @dataclass(frozen=True)
@@ -101,21 +118,11 @@ class StoreStats:
         return self.original_bytes / self.stored_bytes if self.stored_bytes else 0.0
 
 
-@dataclass
-class _Pending:
-    found: FoundImage
-    hex_id: str
-    height: int
-    width: int
-    original_bytes: int
-    label: int | None
-
-
-def _info(record: MemberRecord) -> MemberInfo:
+def _info(record: MemberRecord, header_share: float) -> MemberInfo:
     return MemberInfo(
         record.hex_id, record.name, record.height, record.width, record.channels,
         len(record.bitstream), record.original_bytes, record.psnr, record.shard, record.label,
-        record.conversion,
+        record.conversion, header_share,
     )  # fmt: skip
 
 
@@ -134,6 +141,7 @@ class Store:
 
     def __init__(self, env: StoreEnv) -> None:
         self._env = env
+        self._headers: OrderedDict[int, DecodedHeader] = OrderedDict()
 
     @classmethod
     def open(cls, path: str | Path, *, readonly: bool = False, create: bool = False) -> Store:
@@ -167,10 +175,25 @@ class Store:
         except CorruptRecordError as err:
             raise CorruptRecordError(f"{ids.short(hex_id)}: {err}") from None
 
-    def _record(self, ident: str) -> MemberRecord:
-        with self._env.read() as txn:
-            hex_id = ids.resolve(txn, self._env.dbs["members"], self._env.dbs["by_name"], ident)
-            return self._member(txn, hex_id)
+    def _shard(self, txn, number: int) -> ShardRecord:
+        raw = txn.get(struct.pack(">Q", number), db=self._env.dbs["shards"])
+        if raw is None:
+            raise CorruptRecordError(f"shard {number} is missing")
+        try:
+            return unpack_shard(raw)
+        except CorruptRecordError as err:
+            raise CorruptRecordError(f"shard {number}: {err}") from None
+
+    def _header_shares(self, txn) -> dict[int, float]:
+        """Shard number → header bytes per member, for every readable shard."""
+        shares = {}
+        for key, raw in txn.cursor(db=self._env.dbs["shards"]):
+            try:
+                shard = unpack_shard(raw)
+            except CorruptRecordError:
+                continue
+            shares[struct.unpack(">Q", key)[0]] = len(shard.shared_header) / len(shard.members)
+        return shares
 
     def ids(self) -> list[str]:
         """Full hex ids of every member, sorted."""
@@ -179,36 +202,76 @@ class Store:
             return [key.decode() for key in cursor.iternext(keys=True, values=False)]
 
     def info(self, ident: str) -> MemberInfo:
-        return _info(self._record(ident))
+        return self.read(ident, decode=False)[1]
 
     def members(self) -> Iterator[MemberInfo | tuple[str, str]]:
         """Every member's info, or ``(hex id, reason)`` for a damaged record."""
         with self._env.read() as txn:
+            shares = self._header_shares(txn)
             for key, raw in txn.cursor(db=self._env.dbs["members"]):
                 try:
-                    yield _info(unpack_member(raw))
+                    record = unpack_member(raw)
                 except CorruptRecordError as err:
                     yield key.decode(), str(err)
+                    continue
+                yield _info(record, shares.get(record.shard, 0.0))
 
     def get(self, ident: str, scale: float = 1.0, crop: Crop | None = None) -> np.ndarray:
         """Decode one member (``uint8 (H', W', C)``); reads its record and its shard's only."""
-        record = self._record(ident)
-        try:
-            return decode_image(record.bitstream, scale, crop)
-        except BitstreamError as err:
-            raise CorruptRecordError(f"{ids.short(record.hex_id)}: {err}") from None
+        return self.read(ident, scale, crop)[0]
+
+    def read(
+        self, ident: str, scale: float = 1.0, crop: Crop | None = None, *, decode: bool = True
+    ) -> tuple[np.ndarray | None, MemberInfo]:
+        """A member's pixels (None unless ``decode``) and info, from one read transaction."""
+        with self._env.read() as txn:
+            hex_id = ids.resolve(txn, self._env.dbs["members"], self._env.dbs["by_name"], ident)
+            record = self._member(txn, hex_id)
+            shard = self._shard(txn, record.shard)
+            info = _info(record, len(shard.shared_header) / len(shard.members))
+            if not decode:
+                return None, info
+            try:
+                header = self._decoded_header(record.shard, shard.shared_header)
+                return decode_member(header, record.bitstream, scale, crop), info
+            except BitstreamError as err:
+                raise CorruptRecordError(f"{ids.short(hex_id)}: {err}") from None
+
+    def _decoded_header(self, number: int, header: bytes) -> DecodedHeader:
+        """The parsed header of shard ``number``, from the LRU cache when there."""
+        cached = self._headers.get(number)
+        if cached is None:
+            cached = read_shard_header(header)
+            self._headers[number] = cached
+            if len(self._headers) > HEADER_CACHE_SIZE:
+                self._headers.popitem(last=False)
+        self._headers.move_to_end(number)
+        return cached
 
     def stats(self) -> StoreStats:
         images = stored = original = pixels = 0
         for info in self.members():
             if isinstance(info, MemberInfo):
                 images += 1
-                stored += info.stored_bytes
+                stored += info.stored_bytes + info.header_share
                 original += info.original_bytes
                 pixels += info.height * info.width
         with self._env.read() as txn:
             shards = txn.stat(self._env.dbs["shards"])["entries"]
-        return StoreStats(images, shards, stored, original, pixels, self._env.disk_bytes())
+        return StoreStats(images, shards, round(stored), original, pixels, self._env.disk_bytes())
+
+    def latest_header(self) -> bytes | None:
+        """The shared header of the most recent shard that has one (a warm start)."""
+        with self._env.read() as txn:
+            cursor = txn.cursor(db=self._env.dbs["shards"])
+            for _, raw in cursor.iterprev():
+                try:
+                    header = unpack_shard(raw).shared_header
+                except CorruptRecordError:
+                    continue
+                if header:
+                    return header
+        return None
 
     # -- adding -------------------------------------------------------------------------
 
@@ -219,7 +282,10 @@ class Store:
         preset: object = "fast",
         quality: float = 50.0,
         shard_size: int | None = None,
+        bases: int | None = None,
         device: str = "cpu",
+        workers: int = 1,
+        warm_start: bool = True,
         labels: dict[str, int] | None = None,
         label_from_folder: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -228,92 +294,91 @@ class Store:
         """Scan, skip duplicates, group into shards, encode, commit shard by shard.
 
         Each shard is committed in one write transaction, so an interrupted ``add`` loses at
-        most the shard in progress and running it again finishes the job. Labels come from
-        ``labels`` ({file name: label}) or, with ``label_from_folder``, from the index of the
-        member's first folder among the sorted folder names.
+        most the shards in progress and running it again finishes the job. ``bases`` is K
+        (default :data:`~inrstore.store.encoding.DEFAULT_BASES`, clipped to the shard size).
+        With ``warm_start`` a new shard's bases start from the latest shard's when their
+        networks match. ``workers`` > 1 encodes that many shards at once in worker processes
+        (each with an equal share of the CPU threads) while this process commits. Labels come
+        from ``labels`` ({file name: label}) or, with ``label_from_folder``, from the index of
+        the member's first folder among the sorted folder names.
         """
         report = AddReport()
         notify = on_progress or (lambda progress: None)
         scan = scan_images(list(paths))
         report.failures.extend(scan.problems)
-        folder_labels = _folder_labels(scan.images) if label_from_folder else {}
-        pending: list[_Pending] = []
+        pending = self._pending(scan.images, report, labels, label_from_folder, max_pixels, notify)
+        classes = [(size_class(p.height, p.width), p.channels) for p in pending]
+        shards = group_into_shards(pending, classes, shard_size)
+        settings = EncodeSettings(preset, quality, bases, device)
+        warm = self.latest_header() if warm_start else None
+        progress = _AddCounter(notify, len(pending), len(shards))
+
+        def commit(number: int, encoded: EncodedRecords) -> None:
+            nonlocal warm
+            report.failures.extend(encoded.failures)
+            report.added.extend(self._commit(encoded, preset, quality))
+            report.shards += 1
+            progress.committed(number, len(encoded.records) + len(encoded.failures))
+            if warm_start and encoded.header:
+                warm = encoded.header
+
+        if workers <= 1:
+            for number, shard in enumerate(shards, start=1):
+                progress.encoding(number, shard[0].name)
+                job = ShardJob(shard, settings, warm)
+                commit(number, encode_job(job, progress.training(number, shard[0].name)))
+            return report
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            running: dict[Future, int] = {}
+            queue = list(enumerate(shards, start=1))
+            while queue or running:
+                while queue and len(running) < workers:
+                    number, shard = queue.pop(0)
+                    progress.encoding(number, shard[0].name)
+                    job = ShardJob(shard, settings, warm)
+                    running[pool.submit(encode_job_in_worker, job, threads)] = number
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    commit(running.pop(future), future.result())
+        return report
+
+    def _pending(self, found, report, labels, label_from_folder, max_pixels, notify):
+        """New images among ``found`` (loaded once to hash; duplicates and failures noted)."""
+        folder_labels = _folder_labels(found) if label_from_folder else {}
+        pending: list[PendingImage] = []
         seen: set[str] = set()
         with self._env.read() as txn:
-            for index, found in enumerate(scan.images):
-                notify(AddProgress("scan", index + 1, len(scan.images), name=found.name))
+            for index, item in enumerate(found):
+                notify(AddProgress("scan", index + 1, len(found), name=item.name))
                 try:
-                    image = load_image(found.path, name=found.name, max_pixels=max_pixels)
+                    image = load_image(item.path, name=item.name, max_pixels=max_pixels)
                 except ImageError as err:
                     report.failures.append((err.path, err.reason))
                     continue
                 hex_id = pixel_sha256(image.pixels)
                 if hex_id in seen or txn.get(hex_id.encode(), db=self._env.dbs["members"]):
-                    report.duplicates.append(found.name)
+                    report.duplicates.append(item.name)
                     continue
                 seen.add(hex_id)
-                label = (labels or {}).get(found.name, (labels or {}).get(found.path.name))
+                label = (labels or {}).get(item.name, (labels or {}).get(item.path.name))
                 if label is None:
-                    label = folder_labels.get(found.name)
+                    label = folder_labels.get(item.name)
                 pending.append(
-                    _Pending(found, hex_id, image.height, image.width,
-                             found.path.stat().st_size, label)
+                    PendingImage(item.path, item.name, hex_id, image.height, image.width,
+                                 image.channels, item.path.stat().st_size, label)
                 )  # fmt: skip
-        classes = [size_class(p.height, p.width) for p in pending]
-        shards = group_into_shards(pending, classes, shard_size)
-        done = 0
-        for number, shard in enumerate(shards, start=1):
-            records = []
-            for item in shard:
-                notify(
-                    AddProgress("encode", done, len(pending), number, len(shards), item.found.name)
-                )
-                record = self._encode(item, preset, quality, device, notify, done, len(pending),
-                                      number, len(shards))  # fmt: skip
-                if record is None:
-                    report.failures.append((item.found.path, "changed or vanished during add"))
-                else:
-                    records.append(record)
-                done += 1
-            notify(AddProgress("commit", done, len(pending), number, len(shards)))
-            report.added.extend(self._commit(records, preset, quality))
-            report.shards += 1
-        return report
+        return pending
 
-    def _encode(self, item, preset, quality, device, notify, done, total, shard, shards):
-        try:
-            image = load_image(item.found.path, name=item.found.name)
-        except ImageError:
-            return None
-        if pixel_sha256(image.pixels) != item.hex_id:
-            return None
-
-        def training(status) -> None:
-            notify(AddProgress("encode", done, total, shard, shards, item.found.name, status))
-
-        bitstream = encode_image(image.pixels, preset, quality, device=device, on_status=training)
-        decoded = decode_image(bitstream)
-        return MemberRecord(
-            content_id=bytes.fromhex(item.hex_id),
-            decoded_id=bytes.fromhex(pixel_sha256(decoded)),
-            shard=0,
-            height=image.height,
-            width=image.width,
-            channels=image.channels,
-            original_bytes=item.original_bytes,
-            psnr=min(psnr(image.pixels, decoded), 999.0),
-            label=item.label,
-            name=item.found.name,
-            conversion=image.conversion or "",
-            bitstream=bitstream,
-        )
-
-    def _commit(self, records: list[MemberRecord], preset: object, quality: float) -> list[str]:
+    def _commit(self, encoded: EncodedRecords, preset: object, quality: float) -> list[str]:
         """Write one shard and its members atomically; skip members added meanwhile."""
         dbs = self._env.dbs
         added: list[str] = []
         with self._env.write() as txn:
-            fresh = [r for r in records if txn.get(r.hex_id.encode(), db=dbs["members"]) is None]
+            fresh = [
+                r for r in encoded.records if txn.get(r.hex_id.encode(), db=dbs["members"]) is None
+            ]
             if not fresh:
                 return added
             raw = txn.get(_NEXT_SHARD, db=dbs["meta"])
@@ -322,7 +387,7 @@ class Store:
             preset_name = preset if isinstance(preset, str) else getattr(preset, "name", "custom")
             shard = ShardRecord(
                 number, int(time.time()), preset_name[:255], quality,
-                tuple(r.content_id for r in fresh),
+                tuple(r.content_id for r in fresh), encoded.header,
             )  # fmt: skip
             txn.put(struct.pack(">Q", number), pack_shard(shard), db=dbs["shards"])
             for record in fresh:
@@ -374,8 +439,9 @@ class Store:
             try:
                 with self._env.read() as txn:
                     record = self._member(txn, hex_id)
+                    self._shard(txn, record.shard)
                 if not quick:
-                    decoded = decode_image(record.bitstream)
+                    decoded, _ = self.read(hex_id)
                     if pixel_sha256(decoded) != record.decoded_id.hex():
                         failures.append((ids.short(hex_id), "decodes to different pixels"))
             except (CorruptRecordError, BitstreamError) as err:
@@ -396,10 +462,10 @@ class Store:
         for hex_id in self.ids():
             if on_member is not None:
                 on_member(hex_id)
-            record = self._record(hex_id)
-            target = _safe_target(root, record.name, hex_id, used)
+            pixels, info = self.read(hex_id)
+            target = _safe_target(root, info.name, hex_id, used)
             target.parent.mkdir(parents=True, exist_ok=True)
-            to_pil_image(decode_image(record.bitstream)).save(target)
+            to_pil_image(pixels).save(target)
             used.add(target)
             written.append(target)
         return written
@@ -417,6 +483,7 @@ class Store:
         staging.mkdir()
         self._env.copy_compacted(staging)
         self._env.close()
+        self._headers.clear()
         retired = path.with_name(path.name + ".old")
         os.replace(path, retired)
         os.replace(staging, path)
@@ -438,3 +505,25 @@ def _safe_target(root: Path, name: str, hex_id: str, used: set[Path]) -> Path:
     if escapes or candidate == root or candidate in used:
         candidate = root / f"{ids.short(hex_id)}.png"
     return candidate
+
+
+class _AddCounter:
+    """Turns shard events into :class:`AddProgress` reports."""
+
+    def __init__(self, notify: Callable[[AddProgress], None], total: int, shards: int) -> None:
+        self.notify, self.total, self.shards, self.done = notify, total, shards, 0
+
+    def encoding(self, number: int, name: str) -> None:
+        self.notify(AddProgress("encode", self.done, self.total, number, self.shards, name))
+
+    def training(self, number: int, name: str) -> Callable:
+        def report(status) -> None:
+            self.notify(
+                AddProgress("encode", self.done, self.total, number, self.shards, name, status)
+            )
+
+        return report
+
+    def committed(self, number: int, images: int) -> None:
+        self.done += images
+        self.notify(AddProgress("commit", self.done, self.total, number, self.shards))

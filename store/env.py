@@ -29,7 +29,7 @@ from inrstore.store.errors import (
     StoreVersionError,
 )
 
-STORE_FORMAT_VERSION = 1
+STORE_FORMAT_VERSION = 2
 MAP_SIZE = 1 << 40
 DATABASES = ("meta", "shards", "members", "by_name")
 _VERSION_KEY = b"format"
@@ -87,7 +87,13 @@ class StoreEnv:
         if version > STORE_FORMAT_VERSION:
             raise StoreVersionError(
                 f"{self.path}: store format {version} is newer than this inrstore "
-                f"(reads up to {STORE_FORMAT_VERSION}); upgrade inrstore"
+                f"(reads {STORE_FORMAT_VERSION}); upgrade inrstore"
+            )
+        if version < STORE_FORMAT_VERSION:
+            raise StoreVersionError(
+                f"{self.path}: store format {version} predates shared-basis shards (this "
+                f"inrstore reads {STORE_FORMAT_VERSION}); export it with the inrstore that wrote "
+                "it and add the images again"
             )
 
     @contextlib.contextmanager

@@ -16,8 +16,9 @@ Shard record ``INRH``::
     shard u64 | created (Unix seconds) u64 | preset (u8 length + ASCII) | quality in 1/100 u16 |
     member count u32 | member content ids (32 bytes each) | shared header (u32 length + bytes)
 
-The shared header is empty until shards share weight bases; a member record already names its
-shard, so decoding reads exactly one member record and one shard record.
+The shared header is the shard codec's header (the weight bases); the member's bitstream is
+its shard-member record. A member record names its shard, so decoding reads exactly one member
+record and one shard record.
 """
 
 from __future__ import annotations

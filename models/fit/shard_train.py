@@ -179,7 +179,7 @@ def fit_shard(
         if time_limit is not None:
             progress = max(progress, elapsed / time_limit)
         if on_status is not None and (step_index % status_every == 0 or progress >= 1.0):
-            mse = float(error_sum) / pixels
+            mse = float(error_sum.detach()) / pixels
             on_status(
                 TrainingStatus(
                     iteration=step_index,
@@ -187,7 +187,7 @@ def fit_shard(
                     progress=min(progress, 1.0),
                     loss=loss.item(),
                     psnr=-10.0 * math.log10(max(mse, 1e-12)),
-                    bpp=float(bits_sum) / pixels,
+                    bpp=float(bits_sum.detach()) / pixels,
                     elapsed=elapsed,
                 )
             )

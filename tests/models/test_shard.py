@@ -162,3 +162,12 @@ def test_member_encoded_with_two_threads_decodes_identically_in_a_fresh_process(
     digest, training_modules = result.stdout.splitlines()
     assert digest == here
     assert training_modules == "[]"
+
+
+def test_warm_start_reuses_matching_bases_and_runs_half_the_schedule(images) -> None:
+    first = encode_shard(images[:2], SHARD_PRESET, quality=70, bases=2)
+    warm = encode_shard(images[1:], SHARD_PRESET, quality=70, bases=2, warm_start=first.header)
+    assert warm.warm_started and warm.steps == first.steps // 2
+    assert psnr(images[2], decode_member(warm.header, warm.members[1])) > 22.0
+    other = encode_shard(images[1:], SHARD_PRESET, quality=70, bases=1, warm_start=first.header)
+    assert not other.warm_started and other.steps == first.steps

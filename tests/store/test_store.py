@@ -151,6 +151,75 @@ def test_opening_errors(tmp_path: Path, filled: Path) -> None:
     env.close()
     with pytest.raises(StoreVersionError, match="store format 99 is newer"):
         Store.open(filled)
+    env = lmdb.open(str(filled), max_dbs=4)
+    with env.begin(write=True, db=env.open_db(b"meta")) as txn:
+        txn.put(b"format", struct.pack(">I", 1))
+    env.close()
+    with pytest.raises(StoreVersionError, match="store format 1 predates shared-basis shards"):
+        Store.open(filled)
+
+
+def test_damaged_shard_header_fails_its_members_only(filled: Path) -> None:
+    with Store.open(filled) as store:
+        by_shard = {}
+        for info in store.members():
+            by_shard.setdefault(info.shard, []).append(info.hex_id)
+    env = lmdb.open(str(filled), max_dbs=4)
+    with env.begin(write=True, db=env.open_db(b"shards")) as txn:
+        key = struct.pack(">Q", 1)
+        raw = bytearray(txn.get(key))
+        raw[-20] ^= 0x01
+        txn.put(key, bytes(raw))
+    env.close()
+    with Store.open(filled, readonly=True) as store:
+        with pytest.raises(CorruptRecordError, match="shard 1: shard record fails its checksum"):
+            store.get(by_shard[1][0])
+        for hex_id in by_shard[2]:
+            assert store.get(hex_id).shape == (32, 32, 3)
+        assert sorted(f[0] for f in store.verify()) == sorted(i[:12] for i in by_shard[1])
+
+
+def test_repeated_gets_parse_each_shard_header_once(
+    filled: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import inrstore.store.archive as archive
+
+    calls = []
+    original = archive.read_shard_header
+    monkeypatch.setattr(archive, "read_shard_header", lambda b: calls.append(1) or original(b))
+    with Store.open(filled, readonly=True) as store:
+        for _ in range(3):
+            for hex_id in store.ids():
+                store.get(hex_id)
+    assert len(calls) == 2
+
+
+def test_rate_accounting_shares_each_header_among_its_members(filled: Path) -> None:
+    from inrstore.store.records import unpack_shard
+
+    env = lmdb.open(str(filled), max_dbs=4, readonly=True)
+    with env.begin(db=env.open_db(b"shards")) as txn:
+        headers = {
+            struct.unpack(">Q", k)[0]: len(unpack_shard(v).shared_header) for k, v in txn.cursor()
+        }
+    env.close()
+    with Store.open(filled, readonly=True) as store:
+        infos = list(store.members())
+        sizes = {s: sum(1 for i in infos if i.shard == s) for s in headers}
+        for info in infos:
+            share = headers[info.shard] / sizes[info.shard]
+            assert info.header_share == pytest.approx(share)
+            assert info.bpp == pytest.approx((info.stored_bytes + share) * 8 / 1024)
+        own = sum(i.stored_bytes for i in infos)
+        assert store.stats().stored_bytes == own + sum(headers.values())
+
+
+def test_parallel_workers_add_the_same_images(tmp_path: Path, images: Path) -> None:
+    with Store.open(tmp_path / "parallel", create=True) as store:
+        report = store.add([images], preset=QUICK, shard_size=2, workers=2)
+        assert len(report.added) == 6 and report.shards == 3 and not report.failures
+        assert {i.shard for i in store.members()} == {1, 2, 3}
+        assert store.verify() == []
 
 
 def test_bad_inputs_are_reported_and_the_rest_added(tmp_path: Path, images: Path) -> None:
