@@ -15,20 +15,23 @@ def bd_rate(anchor: Curve, test: Curve, metric: str = "psnr-rgb") -> float:
     """Bjøntegaard delta rate of ``test`` against ``anchor`` in percent (Akima interpolation).
 
     Negative means ``test`` needs fewer bits for the same quality. NaN when the curves do not
-    overlap enough in quality for the measure to be defined.
+    overlap enough in quality, or are not monotonic, for the measure to be defined.
     """
     import bjontegaard
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        value = bjontegaard.bd_rate(
-            anchor["bpp"],
-            anchor[metric],
-            test["bpp"],
-            test[metric],
-            method="akima",
-            require_matching_points=False,
-        )
+        try:
+            value = bjontegaard.bd_rate(
+                anchor["bpp"],
+                anchor[metric],
+                test["bpp"],
+                test[metric],
+                method="akima",
+                require_matching_points=False,
+            )
+        except AssertionError:  # bjontegaard's check that quality rises with rate
+            return math.nan
     return float(value) if value is not None else math.nan
 
 

@@ -111,8 +111,10 @@ def sweep(
     *,
     qualities: Sequence[float] | None = None,
     on_point: Callable[[ImagePoint], None] | None = None,
+    byte_counter: Callable[[bytes], int] = len,
 ) -> CodecResult:
-    """Encode and decode every image at every quality; sizes are the full encoded bytes."""
+    """Encode and decode every image at every quality; sizes are ``byte_counter`` of the
+    encoded bytes (default: all of them)."""
     result = CodecResult(codec.name, codec.description)
     for quality in qualities if qualities is not None else codec.qualities:
         for image in images:
@@ -122,11 +124,12 @@ def sweep(
             decoded = codec.decode(data)
             finished = time.perf_counter()
             height, width = image.pixels.shape[:2]
+            size = byte_counter(data)
             point = ImagePoint(
                 image=image.name,
                 quality=quality,
-                num_bytes=len(data),
-                bpp=bpp(len(data), height, width),
+                num_bytes=size,
+                bpp=bpp(size, height, width),
                 psnr=psnr(image.pixels, decoded),
                 ms_ssim=ms_ssim(image.pixels, decoded),
                 encoding_time=encoded - start,

@@ -184,15 +184,23 @@ class Store:
         except CorruptRecordError as err:
             raise CorruptRecordError(f"shard {number}: {err}") from None
 
+    def _header(self, txn, number: int) -> bytes:
+        header = txn.get(struct.pack(">Q", number), db=self._env.dbs["headers"])
+        if header is None:
+            raise CorruptRecordError(f"the header of shard {number} is missing")
+        return header
+
     def _header_shares(self, txn) -> dict[int, float]:
         """Shard number → header bytes per member, for every readable shard."""
         shares = {}
+        headers = txn.cursor(db=self._env.dbs["headers"])
         for key, raw in txn.cursor(db=self._env.dbs["shards"]):
             try:
                 shard = unpack_shard(raw)
             except CorruptRecordError:
                 continue
-            shares[struct.unpack(">Q", key)[0]] = len(shard.shared_header) / len(shard.members)
+            if headers.set_key(key):
+                shares[shard.shard] = len(headers.value()) / len(shard.members)
         return shares
 
     def ids(self) -> list[str]:
@@ -228,11 +236,12 @@ class Store:
             hex_id = ids.resolve(txn, self._env.dbs["members"], self._env.dbs["by_name"], ident)
             record = self._member(txn, hex_id)
             shard = self._shard(txn, record.shard)
-            info = _info(record, len(shard.shared_header) / len(shard.members))
+            header_bytes = self._header(txn, record.shard)
+            info = _info(record, len(header_bytes) / len(shard.members))
             if not decode:
                 return None, info
             try:
-                header = self._decoded_header(record.shard, shard.shared_header)
+                header = self._decoded_header(record.shard, header_bytes)
                 return decode_member(header, record.bitstream, scale, crop), info
             except BitstreamError as err:
                 raise CorruptRecordError(f"{ids.short(hex_id)}: {err}") from None
@@ -263,15 +272,8 @@ class Store:
     def latest_header(self) -> bytes | None:
         """The shared header of the most recent shard that has one (a warm start)."""
         with self._env.read() as txn:
-            cursor = txn.cursor(db=self._env.dbs["shards"])
-            for _, raw in cursor.iterprev():
-                try:
-                    header = unpack_shard(raw).shared_header
-                except CorruptRecordError:
-                    continue
-                if header:
-                    return header
-        return None
+            cursor = txn.cursor(db=self._env.dbs["headers"])
+            return bytes(cursor.value()) if cursor.last() else None
 
     # -- adding -------------------------------------------------------------------------
 
@@ -387,9 +389,10 @@ class Store:
             preset_name = preset if isinstance(preset, str) else getattr(preset, "name", "custom")
             shard = ShardRecord(
                 number, int(time.time()), preset_name[:255], quality,
-                tuple(r.content_id for r in fresh), encoded.header,
+                tuple(r.content_id for r in fresh),
             )  # fmt: skip
             txn.put(struct.pack(">Q", number), pack_shard(shard), db=dbs["shards"])
+            txn.put(struct.pack(">Q", number), encoded.header, db=dbs["headers"])
             for record in fresh:
                 stored = MemberRecord(**{**record.__dict__, "shard": number})
                 txn.put(record.hex_id.encode(), pack_member(stored), db=dbs["members"])
@@ -425,13 +428,15 @@ class Store:
                     txn.put(key, pack_shard(updated), db=dbs["shards"])
                 else:
                     txn.delete(key, db=dbs["shards"])
+                    txn.delete(key, db=dbs["headers"])
         return sorted(targets)
 
     def verify(
         self, *, quick: bool = False, on_member: Callable[[str], None] | None = None
     ) -> list[tuple[str, str]]:
-        """Check every record's checksum and (unless ``quick``) that it decodes to the very
-        pixels it decoded to when added. Returns ``(short id, problem)`` for each failure."""
+        """Check every member's record and shard header (checksums, structure) and, unless
+        ``quick``, that it decodes to the very pixels it decoded to when added. Returns
+        ``(short id, problem)`` for each failure."""
         failures = []
         for hex_id in self.ids():
             if on_member is not None:
@@ -440,6 +445,7 @@ class Store:
                 with self._env.read() as txn:
                     record = self._member(txn, hex_id)
                     self._shard(txn, record.shard)
+                    self._decoded_header(record.shard, self._header(txn, record.shard))
                 if not quick:
                     decoded, _ = self.read(hex_id)
                     if pixel_sha256(decoded) != record.decoded_id.hex():

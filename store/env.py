@@ -1,9 +1,12 @@
 """The LMDB environment of a store: the only module that imports ``lmdb``.
 
-A store is one LMDB environment directory with four named databases:
+A store is one LMDB environment directory with five named databases:
 
 - ``meta``: ``format`` → store format version (u32), ``next_shard`` → next shard number (u64);
-- ``shards``: shard number (u64) → shard record;
+- ``shards``: shard number (u64) → shard record (its members);
+- ``headers``: shard number (u64) → the shard codec's header (the weight bases, with its own
+  magic, version and checksum), apart from the member list so that a ``get`` reads no more
+  than it decodes;
 - ``members``: content id (64 hex ASCII bytes) → member record;
 - ``by_name``: original relative name (UTF-8) → content id, duplicates allowed.
 
@@ -31,7 +34,7 @@ from inrstore.store.errors import (
 
 STORE_FORMAT_VERSION = 2
 MAP_SIZE = 1 << 40
-DATABASES = ("meta", "shards", "members", "by_name")
+DATABASES = ("meta", "shards", "headers", "members", "by_name")
 _VERSION_KEY = b"format"
 
 

@@ -14,11 +14,11 @@ Member record ``INRM``::
 Shard record ``INRH``::
 
     shard u64 | created (Unix seconds) u64 | preset (u8 length + ASCII) | quality in 1/100 u16 |
-    member count u32 | member content ids (32 bytes each) | shared header (u32 length + bytes)
+    member count u32 | member content ids (32 bytes each)
 
-The shared header is the shard codec's header (the weight bases); the member's bitstream is
-its shard-member record. A member record names its shard, so decoding reads exactly one member
-record and one shard record.
+A member's bitstream is its shard-member record from the shard codec; the shard's header (the
+weight bases) is stored under the shard's number in its own database. A member record names
+its shard, so decoding reads exactly one member record and one shard header.
 """
 
 from __future__ import annotations
@@ -68,7 +68,6 @@ class ShardRecord:
     preset: str
     quality: float
     members: tuple[bytes, ...]
-    shared_header: bytes = b""
 
 
 class _Reader:
@@ -171,8 +170,6 @@ def pack_shard(record: ShardRecord) -> bytes:
         + _text(record.preset, ">B", "ascii")
         + struct.pack(">HI", round(record.quality * 100), len(record.members))
         + members
-        + struct.pack(">I", len(record.shared_header))
-        + record.shared_header
     )
     return _seal(body)
 
@@ -186,7 +183,5 @@ def unpack_shard(data: bytes) -> ShardRecord:
     members = tuple(reader.take(32) for _ in range(min(count, len(body) // 32 + 1)))
     if len(members) != count:
         raise CorruptRecordError("shard record is truncated")
-    (length,) = reader.unpack(">I")
-    shared = reader.take(length)
     reader.finish()
-    return ShardRecord(shard, created, preset, quality / 100, members, shared)
+    return ShardRecord(shard, created, preset, quality / 100, members)

@@ -102,7 +102,7 @@ def _names(store: Store) -> set[str]:
 def test_flipped_bytes_damage_only_that_member(filled: Path) -> None:
     with Store.open(filled) as store:
         victim, *others = store.ids()
-    env = lmdb.open(str(filled), max_dbs=4)
+    env = lmdb.open(str(filled), max_dbs=5)
     members = env.open_db(b"members")
     with env.begin(write=True, db=members) as txn:
         raw = bytearray(txn.get(victim.encode()))
@@ -145,13 +145,13 @@ def test_opening_errors(tmp_path: Path, filled: Path) -> None:
     (tmp_path / "plain" / "notes.txt").write_text("hello")
     with pytest.raises(NotAStoreError, match="not an inrstore store"):
         Store.open(tmp_path / "plain", create=True)
-    env = lmdb.open(str(filled), max_dbs=4)
+    env = lmdb.open(str(filled), max_dbs=5)
     with env.begin(write=True, db=env.open_db(b"meta")) as txn:
         txn.put(b"format", struct.pack(">I", 99))
     env.close()
     with pytest.raises(StoreVersionError, match="store format 99 is newer"):
         Store.open(filled)
-    env = lmdb.open(str(filled), max_dbs=4)
+    env = lmdb.open(str(filled), max_dbs=5)
     with env.begin(write=True, db=env.open_db(b"meta")) as txn:
         txn.put(b"format", struct.pack(">I", 1))
     env.close()
@@ -164,15 +164,15 @@ def test_damaged_shard_header_fails_its_members_only(filled: Path) -> None:
         by_shard = {}
         for info in store.members():
             by_shard.setdefault(info.shard, []).append(info.hex_id)
-    env = lmdb.open(str(filled), max_dbs=4)
-    with env.begin(write=True, db=env.open_db(b"shards")) as txn:
+    env = lmdb.open(str(filled), max_dbs=5)
+    with env.begin(write=True, db=env.open_db(b"headers")) as txn:
         key = struct.pack(">Q", 1)
         raw = bytearray(txn.get(key))
-        raw[-20] ^= 0x01
+        raw[len(raw) // 2] ^= 0x01
         txn.put(key, bytes(raw))
     env.close()
     with Store.open(filled, readonly=True) as store:
-        with pytest.raises(CorruptRecordError, match="shard 1: shard record fails its checksum"):
+        with pytest.raises(CorruptRecordError, match="shard header checksum mismatch"):
             store.get(by_shard[1][0])
         for hex_id in by_shard[2]:
             assert store.get(hex_id).shape == (32, 32, 3)
@@ -195,13 +195,9 @@ def test_repeated_gets_parse_each_shard_header_once(
 
 
 def test_rate_accounting_shares_each_header_among_its_members(filled: Path) -> None:
-    from inrstore.store.records import unpack_shard
-
-    env = lmdb.open(str(filled), max_dbs=4, readonly=True)
-    with env.begin(db=env.open_db(b"shards")) as txn:
-        headers = {
-            struct.unpack(">Q", k)[0]: len(unpack_shard(v).shared_header) for k, v in txn.cursor()
-        }
+    env = lmdb.open(str(filled), max_dbs=5, readonly=True)
+    with env.begin(db=env.open_db(b"headers")) as txn:
+        headers = {struct.unpack(">Q", k)[0]: len(v) for k, v in txn.cursor()}
     env.close()
     with Store.open(filled, readonly=True) as store:
         infos = list(store.members())
