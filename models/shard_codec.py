@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import constriction
 import numpy as np
 import torch
 
@@ -19,27 +20,25 @@ from inrstore.models.bitstream.image_format import ModuleCoding, present_modules
 from inrstore.models.bitstream.parameters import (
     decode_parameters,
     encode_parameters,
+    range_decoder,
+    read_parameters,
     scale_code,
+    write_parameters,
 )
 from inrstore.models.bitstream.shard_format import (
     MemberHeader,
     ShardHeader,
-    header_crc,
+    header_tag,
     pack_header,
     pack_member,
     unpack_header,
     unpack_member,
 )
-from inrstore.models.codec import (
-    as_pixels,
-    decode_grids,
-    fixed_entropy_model,
-    render_decoded,
-)
+from inrstore.models.codec import as_pixels, fixed_entropy_model, render_decoded
 from inrstore.models.core.architecture import Architecture, levels_for
 from inrstore.models.core.mixture import member_modules
 from inrstore.models.core.quantized import QuantizedModule
-from inrstore.models.entropy.coding import encode_latents
+from inrstore.models.entropy.coding import CodingError, read_latents, write_latents
 from inrstore.models.render import Crop
 
 if TYPE_CHECKING:
@@ -74,7 +73,7 @@ class DecodedHeader:
 
     header: ShardHeader
     bases: dict[str, QuantizedModule]
-    crc: int
+    tag: int
 
 
 def encode_shard(
@@ -159,20 +158,19 @@ def write_shard(shard: QuantizedShard) -> tuple[bytes, list[bytes]]:
     header_bytes = pack_header(
         header, encode_parameters([(flats[name], codes[name]) for name in names])
     )
-    crc = header_crc(header_bytes)
+    tag = header_tag(header_bytes)
     members = []
     for index, grids in enumerate(shard.grids):
         height, width = grids[0].shape
-        arch = MemberHeader(height, width, 0, 0, crc).arch(shard.template)
-        modules = shard.member_modules(index)
-        model = fixed_entropy_model(arch, modules, shard.prior_indices[index])
-        latents, zero_flags = encode_latents(model, grids)
-        coefficients = b""
+        arch = MemberHeader(height, width, 0, 0, tag).arch(shard.template)
+        encoder = constriction.stream.queue.RangeEncoder()
         if shard.coefficients is not None:
             own = shard.coefficients[index]
-            coefficients = encode_parameters([(own[name], alpha_codes[name]) for name in names])
-        member = MemberHeader(height, width, shard.prior_indices[index], zero_flags, crc)
-        members.append(pack_member(member, coefficients, latents))
+            write_parameters(encoder, [(own[name], alpha_codes[name]) for name in names])
+        model = fixed_entropy_model(arch, shard.member_modules(index), shard.prior_indices[index])
+        zero_flags = write_latents(encoder, model, grids)
+        member = MemberHeader(height, width, shard.prior_indices[index], zero_flags, tag)
+        members.append(pack_member(member, encoder.get_compressed().tobytes()))
     return header_bytes, members
 
 
@@ -196,7 +194,7 @@ def read_shard_header(data: bytes) -> DecodedHeader:
         )
         for name, flat in zip(names, flats, strict=True)
     }
-    return DecodedHeader(header, bases, header_crc(bytes(data)))
+    return DecodedHeader(header, bases, header_tag(bytes(data)))
 
 
 def decode_member(
@@ -209,21 +207,25 @@ def decode_member(
     :func:`read_shard_header`) and its own record: ``uint8 (round(s H), round(s W), C)``."""
     shared = header if isinstance(header, DecodedHeader) else read_shard_header(header)
     template = shared.header.template
-    own, coefficient_bytes, latent_bytes = unpack_member(member, template)
-    if own.header_crc != shared.crc:
+    own, payload = unpack_member(member, template)
+    if own.header_tag != shared.tag:
         raise BitstreamError("this member record does not belong to this shard header")
     arch = own.arch(template)
+    decoder = range_decoder(payload, "shard member payload")
     coefficients = None
     exponents = None
     if shared.header.coefficients is not None:
         names = present_modules(template)
         codes = [(shared.header.bases, shared.header.coefficients[n].scale_code) for n in names]
-        coefficients = dict(zip(names, decode_parameters(coefficient_bytes, codes), strict=True))
+        coefficients = dict(zip(names, read_parameters(decoder, codes), strict=True))
         exponents = {name: shared.header.coefficients[name].exponent for name in names}
-    elif coefficient_bytes:
-        raise BitstreamError("a plain-sharing member carries coefficients")
     modules = member_modules(shared.bases, coefficients, exponents)
-    grids = decode_grids(arch, modules, own.prior_index, latent_bytes, own.zero_flags)
+    try:
+        grids = read_latents(
+            decoder, fixed_entropy_model(arch, modules, own.prior_index), own.zero_flags
+        )
+    except CodingError as err:
+        raise BitstreamError(str(err)) from None
     return render_decoded(arch, modules, grids, scale, crop)
 
 

@@ -1,7 +1,9 @@
 """Building blocks of the codec's byte formats: a checked fixed-field prefix and a CRC seal.
 
-A prefix is ``magic (4 bytes) | version u8 | fields``, big-endian; every field has a declared
-range, checked when written (``ValueError``) and when read (:class:`BitstreamError`).
+A prefix is ``magic | version u8 | fields``, big-endian; every field has a declared range,
+checked when written (``ValueError``) and when read (:class:`BitstreamError`). A seal is the
+CRC-32 of everything before it, whole (4 bytes) or its low 16 bits (2 bytes, for records
+small enough that two bytes matter).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from inrstore.models.bitstream.errors import BitstreamError
 
 CRC = struct.Struct(">I")
+_SEALS = {4: (CRC, 0xFFFFFFFF), 2: (struct.Struct(">H"), 0xFFFF)}
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class Prefix:
 
     def __init__(self, magic: bytes, version: int, what: str, fields: tuple[Field, ...]) -> None:
         self.magic, self.version, self.what, self.fields = magic, version, what, fields
-        self.layout = struct.Struct(">4sB" + "".join(f.code for f in fields))
+        self.layout = struct.Struct(f">{len(magic)}sB" + "".join(f.code for f in fields))
 
     @property
     def size(self) -> int:
@@ -65,15 +68,19 @@ class Prefix:
         return values
 
 
-def seal(body: bytes) -> bytes:
-    """``body`` followed by its CRC-32."""
-    return body + CRC.pack(zlib.crc32(body))
+def seal(body: bytes, size: int = 4) -> bytes:
+    """``body`` followed by its CRC-32 (``size`` 4) or the CRC's low 16 bits (``size`` 2)."""
+    layout, mask = _SEALS[size]
+    return body + layout.pack(zlib.crc32(body) & mask)
 
 
-def check_seal(data: bytes, what: str) -> None:
-    """Raise :class:`BitstreamError` unless the trailing CRC-32 matches."""
-    (checksum,) = CRC.unpack_from(data, len(data) - CRC.size)
-    if zlib.crc32(data[: -CRC.size]) != checksum:
+def check_seal(data: bytes, what: str, size: int = 4) -> None:
+    """Raise :class:`BitstreamError` unless the trailing seal of ``size`` bytes matches."""
+    layout, mask = _SEALS[size]
+    if len(data) < size:
+        raise BitstreamError(f"{what} is truncated")
+    (checksum,) = layout.unpack_from(data, len(data) - size)
+    if zlib.crc32(data[:-size]) & mask != checksum:
         raise BitstreamError(f"{what} checksum mismatch: the data is damaged")
 
 

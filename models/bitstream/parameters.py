@@ -38,20 +38,34 @@ def parameter_bits(integers: np.ndarray, code: int) -> float:
 def encode_parameters(modules: list[tuple[np.ndarray, int]]) -> bytes:
     """Code each module's flat integers with its scale code, in order."""
     encoder = constriction.stream.queue.RangeEncoder()
+    write_parameters(encoder, modules)
+    return encoder.get_compressed().tobytes()
+
+
+def write_parameters(encoder, modules: list[tuple[np.ndarray, int]]) -> None:
+    """Append each module's flat integers to a constriction ``RangeEncoder``."""
     for integers, code in modules:
         symbols = np.asarray(integers, dtype=np.int32).reshape(-1)
         if symbols.size:
             means = np.zeros(symbols.size)
             scales = np.full(symbols.size, code / SCALE_CODE_STEPS)
             encoder.encode(symbols, _MODEL, means, scales)
-    return encoder.get_compressed().tobytes()
+
+
+def range_decoder(payload: bytes, what: str):
+    """A constriction ``RangeDecoder`` over ``payload`` (whole 32-bit words)."""
+    if len(payload) % 4:
+        raise BitstreamError(f"{what} length is not a multiple of 4 bytes")
+    return constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype=np.uint32).copy())
 
 
 def decode_parameters(payload: bytes, modules: list[tuple[int, int]]) -> list[np.ndarray]:
     """Inverse of :func:`encode_parameters`; ``modules`` lists ``(count, scale code)``."""
-    if len(payload) % 4:
-        raise BitstreamError("parameter section length is not a multiple of 4 bytes")
-    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype=np.uint32).copy())
+    return read_parameters(range_decoder(payload, "parameter section"), modules)
+
+
+def read_parameters(decoder, modules: list[tuple[int, int]]) -> list[np.ndarray]:
+    """Read what :func:`write_parameters` wrote, from a ``RangeDecoder``."""
     result = []
     for count, code in modules:
         if count == 0:

@@ -7,15 +7,18 @@ Shard header, big-endian::
     basis scale code u16, coefficient exponent u8, coefficient scale code u16 |
     basis section length u32 | basis section | CRC-32 (u32)
 
-Member record::
+Member record (compact: on a 32×32 image every byte is 0.008 bpp)::
 
-    magic "INSM" | version u8 | height u16 | width u16 | prior index i8 | zero flags u8 |
-    CRC-32 of its shard header u32 | coefficient section length u32 |
-    latent section length u32 | coefficient section | latent section | CRC-32 (u32)
+    magic "IM" | version u8 | height u16 | width u16 | prior index i8 | zero flags u8 |
+    header tag u16 (low 16 bits of the shard header's CRC-32) |
+    payload (one range-coder stream, whole 32-bit words: the coefficients, then the latents) |
+    check u16 (low 16 bits of the CRC-32 of everything before)
 
-With K = 1 the coefficients are fixed to 1: their exponents and codes are 0 and the member's
-coefficient section is empty. A member names its header's CRC, so decoding it against the
-wrong header is an error, not garbage. Sizes are validated before anything is allocated.
+With K = 1 the coefficients are fixed to 1: their exponents and codes are 0 and the member
+codes none. The header tag makes decoding a member against the wrong header an error, not
+garbage (a 1 in 65 536 chance of a mismatch slipping through). The 16-bit check catches all
+burst errors up to 16 bits; in a store, the member's record adds a full CRC-32. Sizes are
+validated before anything is allocated.
 """
 
 from __future__ import annotations
@@ -27,7 +30,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from inrstore.models.bitstream.errors import BitstreamError
-from inrstore.models.bitstream.fields import Field, Prefix, read, seal, split_sections
+from inrstore.models.bitstream.fields import (
+    Field,
+    Prefix,
+    check_seal,
+    read,
+    seal,
+    split_sections,
+)
 from inrstore.models.bitstream.image_format import (
     LATENT_FIELDS,
     MAX_EXPONENT,
@@ -42,7 +52,7 @@ from inrstore.models.bitstream.image_format import (
 from inrstore.models.core.architecture import Architecture
 
 HEADER_MAGIC = b"INSH"
-MEMBER_MAGIC = b"INSM"
+MEMBER_MAGIC = b"IM"
 FORMAT_VERSION = 1
 MAX_BASES = 4096
 MAX_BASIS_INTEGERS = 1 << 22
@@ -57,11 +67,12 @@ MEMBER_PREFIX = Prefix(
     MEMBER_MAGIC,
     FORMAT_VERSION,
     "shard member",
-    (*SIZE_FIELDS, *LATENT_FIELDS, Field("header_crc", "I", 0, 2**32 - 1)),
+    (*SIZE_FIELDS, *LATENT_FIELDS, Field("header_tag", "H", 0, 2**16 - 1)),
 )
 _MODULE = struct.Struct(">BHBH")
 _LENGTH = struct.Struct(">I")
-_SECTIONS = struct.Struct(">II")
+MEMBER_CHECK = 2
+"""Bytes of a member's check (the low half of a CRC-32)."""
 
 
 @dataclass(frozen=True)
@@ -95,14 +106,15 @@ class MemberHeader:
     width: int
     prior_index: int
     zero_flags: int
-    header_crc: int
+    header_tag: int
 
     def arch(self, template: Architecture) -> Architecture:
         return replace(template, height=self.height, width=self.width)
 
 
-def header_crc(header_bytes: bytes) -> int:
-    return zlib.crc32(header_bytes)
+def header_tag(header_bytes: bytes) -> int:
+    """What a member records of its shard header: the low 16 bits of the header's CRC-32."""
+    return zlib.crc32(header_bytes) & 0xFFFF
 
 
 def pack_header(header: ShardHeader, bases: bytes) -> bytes:
@@ -145,20 +157,20 @@ def unpack_header(data: bytes) -> tuple[ShardHeader, bytes]:
     return header, section
 
 
-def pack_member(member: MemberHeader, coefficients: bytes, latents: bytes) -> bytes:
-    prefix = MEMBER_PREFIX.pack(member.__dict__)
-    sections = _SECTIONS.pack(len(coefficients), len(latents))
-    return seal(prefix + sections + coefficients + latents)
+def pack_member(member: MemberHeader, payload: bytes) -> bytes:
+    return seal(MEMBER_PREFIX.pack(member.__dict__) + payload, MEMBER_CHECK)
 
 
-def unpack_member(data: bytes, template: Architecture) -> tuple[MemberHeader, bytes, bytes]:
-    """Parse and validate a member record; returns it and its two sections."""
+def unpack_member(data: bytes, template: Architecture) -> tuple[MemberHeader, bytes]:
+    """Parse and validate a member record; returns it and its payload (whole 32-bit words)."""
     data = bytes(data)
     values = MEMBER_PREFIX.unpack(data)
     member = MemberHeader(**values)
     check_zero_flags(member.zero_flags, checked_arch(arch_values(template) | values))
-    lengths = read(_SECTIONS, data, MEMBER_PREFIX.size, "section lengths")
-    coefficients, latents = split_sections(
-        data, MEMBER_PREFIX.size + _SECTIONS.size, lengths, "shard member"
-    )
-    return member, coefficients, latents
+    if len(data) < MEMBER_PREFIX.size + MEMBER_CHECK:
+        raise BitstreamError("shard member is truncated")
+    check_seal(data, "shard member", MEMBER_CHECK)
+    payload = data[MEMBER_PREFIX.size : -MEMBER_CHECK]
+    if len(payload) % 4:
+        raise BitstreamError("shard member payload is not whole 32-bit words: truncated or damaged")
+    return member, payload

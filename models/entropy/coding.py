@@ -104,6 +104,12 @@ def encode_latents(model: FixedEntropyModel, grids: list[np.ndarray]) -> tuple[b
     Bit ``l`` of the flags is set when grid ``l`` is all zeros (then it is not coded).
     """
     encoder = constriction.stream.queue.RangeEncoder()
+    zero_flags = write_latents(encoder, model, grids)
+    return encoder.get_compressed().tobytes(), zero_flags
+
+
+def write_latents(encoder, model: FixedEntropyModel, grids: list[np.ndarray]) -> int:
+    """Append the grids to a constriction ``RangeEncoder``; returns the zero flags."""
     zero_flags = 0
     coarse_mu, coarse_log_scale = model.prior(grids[-1].shape)
     for level in range(model.arch.levels - 1, -1, -1):
@@ -135,7 +141,7 @@ def encode_latents(model: FixedEntropyModel, grids: list[np.ndarray]) -> tuple[b
         else:
             zero_flags |= 1 << level
         coarse_mu, coarse_log_scale = mu, log_scale
-    return encoder.get_compressed().tobytes(), zero_flags
+    return zero_flags
 
 
 def _check_range(symbols: np.ndarray) -> None:
@@ -148,7 +154,11 @@ def decode_latents(model: FixedEntropyModel, payload: bytes, zero_flags: int) ->
     if len(payload) % 4:
         raise CodingError("latent payload length is not a multiple of 4 bytes")
     words = np.frombuffer(payload, dtype=np.uint32).copy()
-    decoder = constriction.stream.queue.RangeDecoder(words)
+    return read_latents(constriction.stream.queue.RangeDecoder(words), model, zero_flags)
+
+
+def read_latents(decoder, model: FixedEntropyModel, zero_flags: int) -> list[np.ndarray]:
+    """Read what :func:`write_latents` wrote, from a constriction ``RangeDecoder``."""
     arch = model.arch
     shapes = arch.grid_shapes()
     grids: list[np.ndarray] = [np.zeros(shape) for shape in shapes]

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from inrstore.models.bitstream.errors import BitstreamError
-from inrstore.models.bitstream.shard_format import HEADER_PREFIX, unpack_member
+from inrstore.models.bitstream.shard_format import HEADER_PREFIX, MEMBER_PREFIX, unpack_member
 from inrstore.models.core.mixture import mix_integers
 from inrstore.models.core.quantized import QuantizedModule
 from inrstore.models.metrics import psnr
@@ -56,11 +56,12 @@ def test_every_member_decodes_from_the_header_and_its_own_record(shard, images) 
 
 
 def test_plain_sharing_stores_no_coefficients_and_k_n_stores_k_each(shard, images) -> None:
-    header = read_shard_header(shard.header)
+    header = read_shard_header(shard.header).header
+    assert header.bases in (1, len(images))
+    assert (header.coefficients is None) == (header.bases == 1)
     for member in shard.members:
-        _, coefficients, _ = unpack_member(member, header.header.template)
-        assert (len(coefficients) == 0) == (header.header.bases == 1)
-    assert header.header.bases in (1, len(images))
+        _, payload = unpack_member(member, header.template)
+        assert len(payload) % 4 == 0 and len(member) == MEMBER_PREFIX.size + len(payload) + 2
 
 
 def test_member_decodes_at_any_scale_and_crop(shard) -> None:
