@@ -82,7 +82,7 @@ def encode_shard(
     quality: float = 50.0,
     *,
     bases: int = 4,
-    batch_size: int = 64,
+    batch_pixels: int = 1 << 20,
     device: str = "cpu",
     time_limit: float | None = None,
     seed: int = 0,
@@ -91,7 +91,8 @@ def encode_shard(
 ) -> EncodedShard:
     """Compress ``images`` (``uint8 (H, W, C)``, any sizes, one channel count) as a shard.
 
-    ``bases`` K is clipped to the number of images; K = 1 is plain weight sharing.
+    ``bases`` K is clipped to the number of images; K = 1 is plain weight sharing. A training
+    step evaluates at most ``batch_pixels`` pixels (and at least one image).
     ``time_limit`` defaults to the sum of the preset's single-image budgets. ``warm_start``
     (an earlier shard's header) starts the bases from its own when the networks match, and
     then trains for :attr:`~inrstore.models.fit.shard_train.ShardSettings.warm_fraction` of
@@ -113,7 +114,7 @@ def encode_shard(
         raise ValueError("device 'cuda' was asked for but no CUDA device is available")
     levels = max(levels_for(*p.shape[:2]) for p in pixels)
     template = Architecture(1, 1, channels.pop(), levels, min(chosen.arm_levels, levels - 1))
-    settings = ShardSettings(bases=min(bases, len(pixels)), batch_size=batch_size)
+    settings = ShardSettings(bases=min(bases, len(pixels)), batch_pixels=batch_pixels)
     warm = _warm_bases(warm_start, template, settings.bases)
     if time_limit is None and chosen.crop_seconds is not None:
         time_limit = sum(chosen.time_budget(p.shape[0] * p.shape[1]) for p in pixels)

@@ -1,12 +1,16 @@
 """Joint training of a shard: shared weight bases, per-member coefficients and latents.
 
 Loss of a step: ``(Σ_i P_i MSE_i + λ Σ_i bits_i) / Σ_i P_i`` over the members of the step
-(``P_i`` pixels, ``bits_i`` the latent rate), i.e. the shard's squared error per pixel plus λ
-times its bpp. Members of equal size form a group whose forward pass is one
-:func:`torch.func.vmap` call (no Python loop over images); a step takes a mini-batch of at
-most ``batch_size`` members from every group, so memory stays bounded for 1000-image shards.
-The schedule (learning rate, soft-rounding temperature, noise, hard phase) is the single-image
-recipe of :mod:`inrstore.models.fit.train`, advanced per step.
+(``P_i`` pixels, ``bits_i`` the latent rate): squared error per pixel plus λ times bpp.
+
+Members of equal size are cut into *chunks* of at most ``batch_pixels`` pixels (at least one
+member). A chunk's forward pass is one :func:`torch.func.vmap` call (no Python loop over
+images), and a step trains one chunk, visiting the chunks in turn, so memory stays bounded for
+1000-image shards. Each chunk owns its members' latents, coefficients and prior scales and its
+own Adam state, which therefore moves only when the chunk is trained; the bases have one Adam
+state updated at every step. The schedule (learning rate, soft-rounding temperature, noise,
+hard phase) is the single-image recipe of :mod:`inrstore.models.fit.train`, spread over
+``iterations × chunks`` steps so that every member sees the preset's iterations.
 """
 
 from __future__ import annotations
@@ -32,21 +36,19 @@ BASIS_SPREAD = 0.1
 
 @dataclass(frozen=True)
 class ShardSettings:
-    """``bases`` K (1: plain weight sharing, coefficients fixed to 1); ``batch_size``: members
-    per size group in a step; ``steps_per_member``: how many steps train each member (the
-    preset's iterations by default); ``warm_fraction``: share of the schedule run when the
+    """``bases`` K (1: plain weight sharing, coefficients fixed to 1); ``batch_pixels``: the
+    most pixels a training step evaluates; ``warm_fraction``: share of the schedule run when the
     bases start from an earlier shard's."""
 
     bases: int = 4
-    batch_size: int = 64
-    steps_per_member: int | None = None
+    batch_pixels: int = 1 << 20
     warm_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if self.bases < 1:
             raise ValueError(f"bases must be at least 1, not {self.bases}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, not {self.batch_size}")
+        if self.batch_pixels < 1:
+            raise ValueError(f"batch_pixels must be at least 1, not {self.batch_pixels}")
 
 
 @dataclass
@@ -84,22 +86,32 @@ def _ones(count: int, device: torch.device | str = "cpu") -> torch.Tensor:
     return torch.ones(count, 1, device=device)
 
 
-@dataclass
-class _Group:
-    """Members of one size: their indices, targets ``(n, H, W, C)`` and per-level grids."""
+class _Chunk:
+    """Members of one size trained together: targets ``(n, H, W, C)``, grids per level
+    ``(n, h_l, w_l)``, coefficients per module ``(n, K)`` (None: plain sharing), priors ``(n,)``
+    and the Adam state of all of these."""
 
-    members: list[int]
-    arch: Architecture
-    targets: torch.Tensor
-    grids: list[torch.Tensor]
+    def __init__(self, members, arch, targets, coefficients, preset: Preset, device) -> None:
+        self.members, self.arch, self.targets = members, arch, targets
+        self.grids = [
+            torch.zeros((len(members), *shape), device=device, requires_grad=True)
+            for shape in arch.grid_shapes()
+        ]
+        self.coefficients = coefficients
+        self.priors = torch.zeros(len(members), device=device, requires_grad=True)
+        own_networks = [self.priors, *(coefficients or {}).values()]
+        self.optimizer = torch.optim.Adam(
+            [
+                {"params": own_networks, "base": preset.learning_rate},
+                {"params": self.grids, "base": preset.latent_learning_rate},
+            ]
+        )
+        self.loss = _group_loss(arch)
 
     @property
     def pixels(self) -> int:
         """Pixels of one member."""
         return self.arch.height * self.arch.width
-
-    def __post_init__(self) -> None:
-        self.loss = _group_loss(self.arch)
 
 
 def fit_shard(
@@ -124,28 +136,12 @@ def fit_shard(
     torch_device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    count, k = len(images), settings.bases
-    groups = _groups(images, template, torch_device)
+    k = settings.bases
     bases = _initial_bases(template, k, generator) if warm_bases is None else warm_bases
     bases = {name: value.to(torch_device).clone().requires_grad_() for name, value in bases.items()}
-    coefficients = None
-    if k > 1:
-        noise = torch.randn(count, k, generator=generator) * (BASIS_SPREAD / k)
-        coefficients = {
-            module: (torch.full((count, k), 1.0 / k) + noise).to(torch_device).requires_grad_()
-            for module in template.modules()
-        }
-    priors = torch.zeros(count, device=torch_device, requires_grad=True)
-    network_tensors = [*bases.values(), priors, *(coefficients or {}).values()]
-    latents = [grid for group in groups for grid in group.grids]
-    optimizer = torch.optim.Adam(
-        [
-            {"params": network_tensors, "base": preset.learning_rate},
-            {"params": latents, "base": preset.latent_learning_rate},
-        ]
-    )
-    batches_per_pass = max(math.ceil(len(g.members) / settings.batch_size) for g in groups)
-    steps = (settings.steps_per_member or preset.iterations) * batches_per_pass
+    shared = torch.optim.Adam([{"params": list(bases.values()), "base": preset.learning_rate}])
+    chunks = _chunks(images, template, k, settings.batch_pixels, preset, generator, torch_device)
+    steps = preset.iterations * len(chunks)
     if warm_bases is not None:
         steps = max(1, round(steps * settings.warm_fraction))
         time_limit = None if time_limit is None else time_limit * settings.warm_fraction
@@ -153,33 +149,33 @@ def fit_shard(
     step_index, progress = 0, 0.0
     while progress < 1.0:
         step = schedule(preset, progress)
-        step.apply(optimizer)
-        error_sum, bits_sum, pixels = 0.0, 0.0, 0
-        for group in groups:
-            chosen = _batch(len(group.members), settings.batch_size, generator)
-            members = torch.as_tensor([group.members[i] for i in chosen], device=torch_device)
-            params = _mixed(template, bases, coefficients, members)
-            grids = tuple(step.quantize(grid[chosen]) for grid in group.grids)
-            targets = group.targets[chosen]
-            errors, bits = group.loss(params, grids, priors[members], targets)
-            error_sum = error_sum + errors.sum() * group.pixels
-            bits_sum = bits_sum + bits.sum()
-            pixels += len(chosen) * group.pixels
-        loss = (error_sum + lam * bits_sum) / pixels
-        optimizer.zero_grad(set_to_none=True)
+        chunk = chunks[step_index % len(chunks)]
+        step.apply(shared)
+        step.apply(chunk.optimizer)
+        alpha = chunk.coefficients
+        params = {}
+        for module, shapes in template.modules().items():
+            mixing = _ones(len(chunk.members), torch_device) if alpha is None else alpha[module]
+            params |= mix_float(bases, mixing, list(shapes))
+        grids = tuple(step.quantize(grid) for grid in chunk.grids)
+        errors, bits = chunk.loss(params, grids, chunk.priors, chunk.targets)
+        pixels = len(chunk.members) * chunk.pixels
+        loss = (errors.sum() * chunk.pixels + lam * bits.sum()) / pixels
+        shared.zero_grad(set_to_none=True)
+        chunk.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        shared.step()
+        chunk.optimizer.step()
         with torch.no_grad():
-            for group in groups:
-                for grid in group.grids:
-                    grid.clamp_(-60.0, 60.0)
+            for grid in chunk.grids:
+                grid.clamp_(-60.0, 60.0)
         step_index += 1
         elapsed = time.perf_counter() - start
         progress = step_index / steps
         if time_limit is not None:
             progress = max(progress, elapsed / time_limit)
         if on_status is not None and (step_index % status_every == 0 or progress >= 1.0):
-            mse = float(error_sum.detach()) / pixels
+            mse = float(errors.detach().mean())
             on_status(
                 TrainingStatus(
                     iteration=step_index,
@@ -187,42 +183,62 @@ def fit_shard(
                     progress=min(progress, 1.0),
                     loss=loss.item(),
                     psnr=-10.0 * math.log10(max(mse, 1e-12)),
-                    bpp=float(bits_sum.detach()) / pixels,
+                    bpp=float(bits.detach().sum()) / pixels,
                     elapsed=elapsed,
                 )
             )
-    member_grids: list[list[torch.Tensor]] = [[] for _ in range(count)]
-    for group in groups:
-        for position, member in enumerate(group.members):
-            member_grids[member] = [grid[position].detach().cpu() for grid in group.grids]
+    return _fitted(template, bases, chunks, len(images), lam, step_index, start)
+
+
+def _fitted(template, bases, chunks, count, lam, steps, start) -> FittedShard:
+    """Gather the chunks' members back into image order."""
+    grids: list[list[torch.Tensor]] = [[] for _ in range(count)]
+    priors = torch.zeros(count)
+    coefficients = None
+    if chunks[0].coefficients is not None:
+        k = next(iter(chunks[0].coefficients.values())).shape[1]
+        coefficients = {module: torch.zeros(count, k) for module in chunks[0].coefficients}
+    for chunk in chunks:
+        index = torch.as_tensor(chunk.members)
+        for position, member in enumerate(chunk.members):
+            grids[member] = [grid[position].detach().cpu() for grid in chunk.grids]
+        priors[index] = chunk.priors.detach().cpu()
+        if coefficients is not None:
+            for module, values in chunk.coefficients.items():
+                coefficients[module][index] = values.detach().cpu()
     return FittedShard(
         template=template,
         bases={name: value.detach().cpu() for name, value in bases.items()},
-        coefficients=None
-        if coefficients is None
-        else {module: value.detach().cpu() for module, value in coefficients.items()},
-        grids=member_grids,
-        prior_log_scales=priors.detach().cpu(),
+        coefficients=coefficients,
+        grids=grids,
+        prior_log_scales=priors,
         lam=lam,
-        steps=step_index,
+        steps=steps,
         seconds=time.perf_counter() - start,
     )
 
 
-def _groups(images: list[np.ndarray], template: Architecture, device) -> list[_Group]:
+def _chunks(images, template, k, batch_pixels, preset, generator, device) -> list[_Chunk]:
+    """Members grouped by size (first appearance order), each group cut into chunks."""
     by_size: dict[tuple[int, int], list[int]] = {}
     for index, pixels in enumerate(images):
         by_size.setdefault(pixels.shape[:2], []).append(index)
-    groups = []
+    chunks = []
     for (height, width), members in by_size.items():
         arch = member_arch(template, height, width)
-        targets = torch.stack([to_unit(images[i], device) for i in members])
-        grids = [
-            torch.zeros((len(members), *shape), device=device, requires_grad=True)
-            for shape in arch.grid_shapes()
-        ]
-        groups.append(_Group(members, arch, targets, grids))
-    return groups
+        size = max(1, batch_pixels // (height * width))
+        for first in range(0, len(members), size):
+            part = members[first : first + size]
+            coefficients = None
+            if k > 1:
+                noise = torch.randn(len(part), k, generator=generator) * (BASIS_SPREAD / k)
+                start = (torch.full((len(part), k), 1.0 / k) + noise).to(device)
+                coefficients = {
+                    module: start.clone().requires_grad_() for module in template.modules()
+                }
+            targets = torch.stack([to_unit(images[i], device) for i in part])
+            chunks.append(_Chunk(part, arch, targets, coefficients, preset, device))
+    return chunks
 
 
 def _initial_bases(
@@ -237,24 +253,6 @@ def _initial_bases(
         else value[None]
         for name, value in shared.items()
     }
-
-
-def _batch(size: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-    if size <= batch_size:
-        return torch.arange(size)
-    return torch.randperm(size, generator=generator)[:batch_size]
-
-
-def _mixed(template, bases, coefficients, members: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Parameters of the chosen members, each ``(n, *shape)``."""
-    params: dict[str, torch.Tensor] = {}
-    for module, shapes in template.modules().items():
-        if coefficients is None:
-            alpha = _ones(len(members), members.device)
-        else:
-            alpha = coefficients[module][members]
-        params |= mix_float(bases, alpha, list(shapes))
-    return params
 
 
 def _group_loss(arch: Architecture):

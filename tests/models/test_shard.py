@@ -168,7 +168,8 @@ def test_member_encoded_with_two_threads_decodes_identically_in_a_fresh_process(
 def test_warm_start_reuses_matching_bases_and_runs_half_the_schedule(images) -> None:
     first = encode_shard(images[:2], SHARD_PRESET, quality=70, bases=2)
     warm = encode_shard(images[1:], SHARD_PRESET, quality=70, bases=2, warm_start=first.header)
-    assert warm.warm_started and warm.steps == first.steps // 2
+    cold = encode_shard(images[1:], SHARD_PRESET, quality=70, bases=1, warm_start=first.header)
+    assert warm.warm_started and not cold.warm_started  # K = 1 does not match the K = 2 bases
+    assert cold.steps == 2 * SHARD_PRESET.iterations  # two sizes: two chunks
+    assert warm.steps == cold.steps // 2
     assert psnr(images[2], decode_member(warm.header, warm.members[1])) > 22.0
-    other = encode_shard(images[1:], SHARD_PRESET, quality=70, bases=1, warm_start=first.header)
-    assert not other.warm_started and other.steps == first.steps
