@@ -6,12 +6,14 @@ Usage::
         [--configs single,1x1,16x4,128x4] [--qualities 40,60,80] [--preset fast]
         [--seconds-per-image S] [--baselines jpeg,webp,avif,jxl] [--anchors webp,webp-raw]
 
-A config ``SxK`` cuts the images (scan order) into shards of ``S`` members with ``K`` bases;
-``single`` encodes each image alone with the single-image codec. Every config gets the same
-training time per image (``--seconds-per-image``, default the preset's budget per image; a
-shard of S images trains for the sum). A member's bytes are its record plus its share of the
-header (header bytes / S). Baselines are per-file codecs in their strong settings, counted
-whole (``jpeg``) and as raw codestreams without container (``jpeg-raw``). Writes one
+A config ``SxK`` cuts the images (scan order) into shards of ``S`` members with ``K`` bases
+(``SxKw``: every shard after the first warm-starts from the previous one's bases, and trains
+for half the time); ``single`` encodes each image alone with the single-image codec. Every
+config gets the same training time per image (``--seconds-per-image``, default the preset's
+budget per image; a shard of S images trains for the sum). A member's bytes are its record
+plus its share of the header (header bytes / S). Baselines are per-file codecs in their
+strong settings, counted whole (``jpeg``) and as raw codestreams without container
+(``jpeg-raw``). Writes one
 CompressAI-schema JSON per curve, ``report.json`` (BD-rates against each anchor, encode time
 per config) and ``rd.png``.
 """
@@ -23,7 +25,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,12 +49,22 @@ from inrstore.models.metrics import bpp, ms_ssim, psnr
 from inrstore.models.shard_codec import decode_member, encode_shard, read_shard_header
 
 
-def parse_config(text: str) -> tuple[int, int] | None:
-    """``"SxK"`` → (S, K); ``"single"`` → None."""
+@dataclass(frozen=True)
+class ShardConfig:
+    """Shards of ``size`` images with ``bases`` K; ``warm``: each shard after the first starts
+    from the previous shard's bases."""
+
+    size: int
+    bases: int
+    warm: bool = False
+
+
+def parse_config(text: str) -> ShardConfig | None:
+    """``"SxK"`` (``"SxKw"`` warm-started) → :class:`ShardConfig`; ``"single"`` → None."""
     if text == "single":
         return None
-    size, _, bases = text.partition("x")
-    return int(size), int(bases)
+    size, _, bases = text.removesuffix("w").partition("x")
+    return ShardConfig(int(size), int(bases), text.endswith("w"))
 
 
 def downscaled(images: list[BenchImage], factor: int) -> list[BenchImage]:
@@ -97,10 +109,16 @@ def config_sweep(
     result = CodecResult(
         f"inrstore-{config}",
         f"inrstore {preset_name}, "
-        + ("single-image codec" if shape is None else f"shards of {shape[0]}, K={shape[1]}"),
+        + (
+            "single-image codec"
+            if shape is None
+            else f"shards of {shape.size}, K={shape.bases}"
+            + (", warm-started" if shape.warm else "")
+        ),
     )
-    size = 1 if shape is None else shape[0]
+    size = 1 if shape is None else shape.size
     for quality in qualities:
+        previous = None
         for start in range(0, len(images), size):
             group = images[start : start + size]
             limit = None
@@ -116,9 +134,10 @@ def config_sweep(
                 )
             else:
                 encoded = encode_shard(
-                    [image.pixels for image in group], chosen, quality, bases=shape[1],
-                    time_limit=limit,
+                    [image.pixels for image in group], chosen, quality, bases=shape.bases,
+                    time_limit=limit, warm_start=previous if shape.warm else None,
                 )  # fmt: skip
+                previous = encoded.header
                 encode_seconds = time.perf_counter() - began
                 header = read_shard_header(encoded.header)
                 for image, member in zip(group, encoded.members, strict=True):
