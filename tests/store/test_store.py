@@ -244,3 +244,23 @@ def test_bad_inputs_are_reported_and_the_rest_added(tmp_path: Path, images: Path
 def _raw(store: Store, hex_id: str) -> bytes:
     with store._env.read() as txn:
         return txn.get(hex_id.encode(), db=store._env.dbs["members"])
+
+
+def test_unreadable_file_is_reported_with_the_system_reason(
+    tmp_path: Path, images: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Permissions cannot be taken from root (CI runs as root), so the refusal is simulated
+    where the operating system would raise it: opening the file."""
+    victim = images / "cats" / "0001.png"
+    real_open = Image.open
+
+    def guarded(fp, *args, **kwargs):
+        if Path(fp) == victim:
+            raise PermissionError(13, "Permission denied", str(fp))
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", guarded)
+    with Store.open(tmp_path / "store", create=True) as store:
+        report = store.add([images], preset=QUICK, shard_size=8)
+        assert report.failures == [(victim, "Permission denied")]
+        assert len(report.added) == 5 and len(store.ids()) == 5
