@@ -144,8 +144,12 @@ def get(
 def ls(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image.")] = False,
+    shards: Annotated[bool, typer.Option("--shards", help="One row per shard instead.")] = False,
 ) -> None:
-    """List the stored images."""
+    """List the stored images (bpp counts each image's share of its shard header)."""
+    if shards:
+        _list_shards(ctx, as_json)
+        return
     with _opened(ctx) as store:
         rows = list(store.members())
     infos = [row for row in rows if isinstance(row, MemberInfo)]
@@ -167,6 +171,24 @@ def ls(
         errors.print(f"[red]damaged:[/] {short(hex_id)}: {reason}")
     if damaged:
         raise typer.Exit(1)
+
+
+def _list_shards(ctx: typer.Context, as_json: bool) -> None:
+    with _opened(ctx) as store:
+        summaries = store.shards()
+    if as_json:
+        for summary in summaries:
+            print(json.dumps(summary.__dict__ | {"bpp": summary.bpp}))
+        return
+    table = Table(title=f"{len(summaries)} shards", title_justify="left")
+    for column in ("shard", "images", "header bytes", "member bytes", "bpp", "mean PSNR"):
+        table.add_column(column, justify="right")
+    for summary in summaries:
+        table.add_row(
+            str(summary.shard), str(summary.members), str(summary.header_bytes),
+            str(summary.member_bytes), f"{summary.bpp:.3f}", f"{summary.mean_psnr:.2f}",
+        )  # fmt: skip
+    console.print(table)
 
 
 def info(ctx: typer.Context, ident: Annotated[str, typer.Argument()]) -> None:

@@ -1,6 +1,13 @@
 """The archive: an LMDB environment of shard and member records with random access."""
 
-from inrstore.store.archive import AddProgress, AddReport, MemberInfo, Store, StoreStats
+from inrstore.store.archive import (
+    AddProgress,
+    AddReport,
+    MemberInfo,
+    ShardSummary,
+    Store,
+    StoreStats,
+)
 from inrstore.store.errors import (
     AmbiguousIdError,
     CorruptRecordError,
@@ -18,6 +25,7 @@ __all__ = [
     "CorruptRecordError",
     "MemberInfo",
     "NotAStoreError",
+    "ShardSummary",
     "Store",
     "StoreError",
     "StoreNotFoundError",

@@ -101,6 +101,22 @@ class MemberInfo:
 
 
 @dataclass(frozen=True)
+class ShardSummary:
+    """Totals of one shard: its header, its members' own records, their pixels and PSNR."""
+
+    shard: int
+    members: int
+    header_bytes: int
+    member_bytes: int
+    pixels: int
+    mean_psnr: float
+
+    @property
+    def bpp(self) -> float:
+        return (self.header_bytes + self.member_bytes) * 8 / self.pixels
+
+
+@dataclass(frozen=True)
 class StoreStats:
     images: int
     shards: int
@@ -223,6 +239,26 @@ class Store:
                     yield key.decode(), str(err)
                     continue
                 yield _info(record, shares.get(record.shard, 0.0))
+
+    def shards(self) -> list[ShardSummary]:
+        """Per-shard totals (readable members only), by shard number."""
+        by_shard: dict[int, list[MemberInfo]] = {}
+        for info in self.members():
+            if isinstance(info, MemberInfo):
+                by_shard.setdefault(info.shard, []).append(info)
+        summaries = []
+        for number, infos in sorted(by_shard.items()):
+            summaries.append(
+                ShardSummary(
+                    shard=number,
+                    members=len(infos),
+                    header_bytes=round(sum(i.header_share for i in infos)),
+                    member_bytes=sum(i.stored_bytes for i in infos),
+                    pixels=sum(i.height * i.width for i in infos),
+                    mean_psnr=sum(i.psnr for i in infos) / len(infos),
+                )
+            )
+        return summaries
 
     def get(self, ident: str, scale: float = 1.0, crop: Crop | None = None) -> np.ndarray:
         """Decode one member (``uint8 (H', W', C)``); reads its record and its shard's only."""

@@ -50,6 +50,10 @@ def test_a_user_session(session, tmp_path: Path) -> None:
     assert run("get", "0001.png", "-o", str(tmp_path / "x.webp")).exit_code == 0
     assert Image.open(tmp_path / "x.webp").format == "WEBP"
     assert run("info", hex_id[:8]).exit_code == 0
+    shard_rows = [json.loads(line) for line in run("ls", "--shards", "--json").output.splitlines()]
+    assert len(shard_rows) == 1 and shard_rows[0]["members"] == 3
+    total_bits = sum(r["bpp"] * 32 * 32 for r in rows)  # members' effective bits
+    assert shard_rows[0]["bpp"] * 3 * 32 * 32 == pytest.approx(total_bits)
     assert run("verify").exit_code == 0
     stats = run("stats")
     assert stats.exit_code == 0 and "ratio to originals" in stats.output
