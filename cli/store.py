@@ -83,8 +83,8 @@ def add(
             if event.training is not None:
                 t = event.training
                 status += f" it {t.iteration} {t.psnr:.2f} dB {t.bpp:.3f} bpp"
-            progress.update(encode, visible=True, completed=event.done, total=event.total,
-                            status=status)  # fmt: skip
+            progress.update(encode, visible=True, completed=event.images_done,
+                            total=event.total, status=status)  # fmt: skip
 
         report = store.add(
             paths, preset=preset, quality=quality, shard_size=shard_size, bases=bases,

@@ -55,7 +55,12 @@ HEADER_CACHE_SIZE = 32
 
 @dataclass(frozen=True)
 class AddProgress:
-    """Reported while adding: ``stage`` is ``"scan"``, ``"encode"`` or ``"commit"``."""
+    """Reported while adding: ``stage`` is ``"scan"``, ``"encode"`` or ``"commit"``.
+
+    ``done`` of ``total`` images are committed; while shard ``shard`` (of ``shards``, holding
+    ``shard_size`` images) trains, ``training`` is its latest
+    :class:`~inrstore.models.fit.train.TrainingStatus`.
+    """
 
     stage: str
     done: int
@@ -64,6 +69,13 @@ class AddProgress:
     shards: int = 0
     name: str = ""
     training: object | None = None
+    shard_size: int = 0
+
+    @property
+    def images_done(self) -> float:
+        """Committed images plus the trained share of the shard in progress."""
+        progress = getattr(self.training, "progress", 0.0)
+        return self.done + progress * self.shard_size
 
 
 @dataclass
@@ -364,7 +376,7 @@ class Store:
             for number, shard in enumerate(shards, start=1):
                 progress.encoding(number, shard[0].name)
                 job = ShardJob(shard, settings, warm)
-                commit(number, encode_job(job, progress.training(number, shard[0].name)))
+                commit(number, encode_job(job, progress.training(number, shard)))
             return report
         threads = max(1, (os.cpu_count() or 1) // workers)
         context = multiprocessing.get_context("spawn")
@@ -404,9 +416,17 @@ class Store:
                 if label is None:
                     label = folder_labels.get(item.name)
                 pending.append(
-                    PendingImage(item.path, item.name, hex_id, image.height, image.width,
-                                 image.channels, item.path.stat().st_size, label)
-                )  # fmt: skip
+                    PendingImage(
+                        item.path,
+                        item.name,
+                        hex_id,
+                        image.height,
+                        image.width,
+                        image.channels,
+                        item.path.stat().st_size,
+                        label,
+                    )
+                )
         return pending
 
     def _commit(self, encoded: EncodedRecords, preset: object, quality: float) -> list[str]:
@@ -558,10 +578,19 @@ class _AddCounter:
     def encoding(self, number: int, name: str) -> None:
         self.notify(AddProgress("encode", self.done, self.total, number, self.shards, name))
 
-    def training(self, number: int, name: str) -> Callable:
+    def training(self, number: int, shard: list[PendingImage]) -> Callable:
         def report(status) -> None:
             self.notify(
-                AddProgress("encode", self.done, self.total, number, self.shards, name, status)
+                AddProgress(
+                    "encode",
+                    self.done,
+                    self.total,
+                    number,
+                    self.shards,
+                    shard[0].name,
+                    status,
+                    len(shard),
+                )
             )
 
         return report
