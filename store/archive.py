@@ -49,6 +49,13 @@ from inrstore.store.records import (
 from inrstore.store.sharding import group_into_shards, size_class
 
 _NEXT_SHARD = b"next_shard"
+
+
+def _count_key(number: int) -> bytes:
+    """``meta`` key of a shard's member count (read by ``get`` instead of the member list)."""
+    return b"members:" + struct.pack(">Q", number)
+
+
 HEADER_CACHE_SIZE = 32
 """Decoded shard headers kept per open store (least recently used dropped first)."""
 
@@ -283,9 +290,11 @@ class Store:
         with self._env.read() as txn:
             hex_id = ids.resolve(txn, self._env.dbs["members"], self._env.dbs["by_name"], ident)
             record = self._member(txn, hex_id)
-            shard = self._shard(txn, record.shard)
             header_bytes = self._header(txn, record.shard)
-            info = _info(record, len(header_bytes) / len(shard.members))
+            raw_count = txn.get(_count_key(record.shard), db=self._env.dbs["meta"])
+            if raw_count is None or len(raw_count) != 4 or raw_count == bytes(4):
+                raise CorruptRecordError(f"the member count of shard {record.shard} is damaged")
+            info = _info(record, len(header_bytes) / struct.unpack(">I", raw_count)[0])
             if not decode:
                 return None, info
             try:
@@ -449,6 +458,7 @@ class Store:
             )  # fmt: skip
             txn.put(struct.pack(">Q", number), pack_shard(shard), db=dbs["shards"])
             txn.put(struct.pack(">Q", number), encoded.header, db=dbs["headers"])
+            txn.put(_count_key(number), struct.pack(">I", len(fresh)), db=dbs["meta"])
             for record in fresh:
                 stored = MemberRecord(**{**record.__dict__, "shard": number})
                 txn.put(record.hex_id.encode(), pack_member(stored), db=dbs["members"])
@@ -482,9 +492,12 @@ class Store:
                 if remaining:
                     updated = ShardRecord(**{**shard.__dict__, "members": remaining})
                     txn.put(key, pack_shard(updated), db=dbs["shards"])
+                    count = struct.pack(">I", len(remaining))
+                    txn.put(_count_key(record.shard), count, db=dbs["meta"])
                 else:
                     txn.delete(key, db=dbs["shards"])
                     txn.delete(key, db=dbs["headers"])
+                    txn.delete(_count_key(record.shard), db=dbs["meta"])
         return sorted(targets)
 
     def verify(

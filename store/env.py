@@ -2,7 +2,8 @@
 
 A store is one LMDB environment directory with five named databases:
 
-- ``meta``: ``format`` → store format version (u32), ``next_shard`` → next shard number (u64);
+- ``meta``: ``format`` → store format version (u32), ``next_shard`` → next shard number (u64),
+  ``members:`` + shard number (u64) → the shard's member count (u32);
 - ``shards``: shard number (u64) → shard record (its members);
 - ``headers``: shard number (u64) → the shard codec's header (the weight bases, with its own
   magic, version and checksum), apart from the member list so that a ``get`` reads no more

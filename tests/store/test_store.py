@@ -85,8 +85,10 @@ def test_remove_drops_members_and_empty_shards(filled: Path) -> None:
     with Store.open(filled) as store:
         shard_two = [i.hex_id for i in store.members() if i.shard == 2]
         assert len(shard_two) == 2
+        share = store.info(shard_two[1]).header_share
         store.remove([shard_two[0]])
         assert store.stats().shards == 2
+        assert store.info(shard_two[1]).header_share == pytest.approx(2 * share)  # now alone
         store.remove(["dogs/0005.png" if "dogs/0005.png" in _names(store) else shard_two[1]])
         assert store.stats().shards == 1 and len(store.ids()) == 4
         with pytest.raises(UnknownIdError):
