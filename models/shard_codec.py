@@ -8,7 +8,7 @@ code.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import constriction
@@ -163,7 +163,7 @@ def write_shard(shard: QuantizedShard) -> tuple[bytes, list[bytes]]:
     members = []
     for index, grids in enumerate(shard.grids):
         height, width = grids[0].shape
-        arch = MemberHeader(height, width, 0, 0, tag).arch(shard.template)
+        arch = replace(shard.template, height=height, width=width)
         encoder = constriction.stream.queue.RangeEncoder()
         if shard.coefficients is not None:
             own = shard.coefficients[index]

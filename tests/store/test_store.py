@@ -147,18 +147,14 @@ def test_opening_errors(tmp_path: Path, filled: Path) -> None:
     (tmp_path / "plain" / "notes.txt").write_text("hello")
     with pytest.raises(NotAStoreError, match="not an inrstore store"):
         Store.open(tmp_path / "plain", create=True)
-    env = lmdb.open(str(filled), max_dbs=5)
-    with env.begin(write=True, db=env.open_db(b"meta")) as txn:
-        txn.put(b"format", struct.pack(">I", 99))
-    env.close()
-    with pytest.raises(StoreVersionError, match="store format 99 is newer"):
-        Store.open(filled)
-    env = lmdb.open(str(filled), max_dbs=5)
-    with env.begin(write=True, db=env.open_db(b"meta")) as txn:
-        txn.put(b"format", struct.pack(">I", 1))
-    env.close()
-    with pytest.raises(StoreVersionError, match="store format 1 predates shared-basis shards"):
-        Store.open(filled)
+    for version, message in ((99, "store format 99 is newer"),
+                             (1, "store format 1 predates shared-basis shards")):  # fmt: skip
+        env = lmdb.open(str(filled), max_dbs=5)
+        with env.begin(write=True, db=env.open_db(b"meta")) as txn:
+            txn.put(b"format", struct.pack(">I", version))
+        env.close()
+        with pytest.raises(StoreVersionError, match=message):
+            Store.open(filled)
 
 
 def test_damaged_shard_header_fails_its_members_only(filled: Path) -> None:
