@@ -84,5 +84,5 @@ def render(
             pixel_centres(left, right - left, col_ratio),
         )
         image = synthesize(arch.synthesis, synthesis_params, latents)
-    block = image[row0 - top : row0 - top + rows, col0 - left : col0 - left + cols]
-    return (block.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    block = image[:, row0 - top : row0 - top + rows, col0 - left : col0 - left + cols]
+    return (block.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()

@@ -6,7 +6,8 @@ path, where every input is an integer. Position and level encodings are defined 
 first, so both paths see the same numbers up to that scale.
 
 Grids are ``(h, w)`` tensors; a coarser grid has shape ``(ceil(h/2), ceil(w/2))``. Builders
-return ``(h*w, features)`` in row-major pixel order.
+return ``(features, h*w)`` (channels first, the layout of :func:`~inrstore.models.core.mlp.
+mlp_forward`) in row-major pixel order.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def _neighbourhood(coarse: torch.Tensor, height: int, width: int) -> torch.Tenso
         for dr in (-1, 0, 1)
         for dc in (-1, 0, 1)
     ]
-    return torch.stack(columns, dim=1)
+    return torch.stack(columns, dim=0)
 
 
 def position_codes(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,7 +107,7 @@ class CoarseContext:
 
 
 def aru_pass1_inputs(coarse: CoarseContext, shape: tuple[int, int]) -> torch.Tensor:
-    """Pass-1 features for every pixel of a grid of ``shape``: ``(h*w, ARU_PASS1_INPUTS)``."""
+    """Pass-1 features for every pixel of a grid of ``shape``: ``(ARU_PASS1_INPUTS, h*w)``."""
     height, width = shape
     rows, cols = position_codes(height, width)
     dtype = coarse.values.dtype
@@ -114,21 +115,21 @@ def aru_pass1_inputs(coarse: CoarseContext, shape: tuple[int, int]) -> torch.Ten
     return torch.cat(
         [
             _neighbourhood(coarse.values, height, width),
-            upsample_nearest(coarse.mu, height, width)[:, None],
-            upsample_nearest(coarse.log_scale, height, width)[:, None],
-            (rows * coarse.encoding(1)).to(dtype)[:, None],
-            (cols * coarse.encoding(1)).to(dtype)[:, None],
-            torch.full((height * width, 1), level, dtype=dtype),
+            upsample_nearest(coarse.mu, height, width)[None],
+            upsample_nearest(coarse.log_scale, height, width)[None],
+            (rows * coarse.encoding(1)).to(dtype)[None],
+            (cols * coarse.encoding(1)).to(dtype)[None],
+            torch.full((1, height * width), level, dtype=dtype),
         ],
-        dim=1,
+        dim=0,
     )
 
 
 def aru_pass2_inputs(grid: torch.Tensor, pass1: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
-    """Pass-2 features ``(h*w, ARU_PASS2_INPUTS)``.
+    """Pass-2 features ``(ARU_PASS2_INPUTS, h*w)``.
 
     ``grid`` ``(h, w)`` needs correct values at anchors only (the four neighbours of a
-    non-anchor are anchors); ``pass1`` is ``(h*w, 2)``; ``coarse`` the coarser grid.
+    non-anchor are anchors); ``pass1`` is ``(2, h*w)``; ``coarse`` the coarser grid.
     """
     height, width = grid.shape
     padded = F.pad(grid[None, None], (1, 1, 1, 1))[0, 0]
@@ -137,8 +138,8 @@ def aru_pass2_inputs(grid: torch.Tensor, pass1: torch.Tensor, coarse: torch.Tens
         for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1))
     ]
     return torch.cat(
-        [torch.stack(neighbours, dim=1), pass1, upsample_nearest(coarse, height, width)[:, None]],
-        dim=1,
+        [torch.stack(neighbours, dim=0), pass1, upsample_nearest(coarse, height, width)[None]],
+        dim=0,
     )
 
 
@@ -150,19 +151,19 @@ def anchor_mask(height: int, width: int) -> torch.Tensor:
 
 
 def arm_inputs(grid: torch.Tensor, coarse: CoarseContext) -> torch.Tensor:
-    """ARM features for every pixel, from the whole (known) grid: ``(h*w, ARM_INPUTS)``."""
+    """ARM features for every pixel, from the whole (known) grid: ``(ARM_INPUTS, h*w)``."""
     height, width = grid.shape
     padded = F.pad(grid[None, None], (2, 2, 2, 0))[0, 0]
     neighbours = [
         padded[2 + dr : 2 + dr + height, 2 + dc : 2 + dc + width].reshape(-1)
         for dr, dc in ARM_OFFSETS
     ]
-    causal = torch.stack(neighbours, dim=1)
-    return torch.cat([causal, arm_coarse_inputs(coarse, (height, width))], dim=1)
+    causal = torch.stack(neighbours, dim=0)
+    return torch.cat([causal, arm_coarse_inputs(coarse, (height, width))], dim=0)
 
 
 def arm_coarse_inputs(coarse: CoarseContext, shape: tuple[int, int]) -> torch.Tensor:
-    """The non-causal part of the ARM features, ``(h*w, 4)``."""
+    """The non-causal part of the ARM features, ``(4, h*w)``."""
     height, width = shape
     level = coarse.encoding(level_code(coarse.level, coarse.levels))
     return torch.stack(
@@ -172,5 +173,5 @@ def arm_coarse_inputs(coarse: CoarseContext, shape: tuple[int, int]) -> torch.Te
             upsample_nearest(coarse.log_scale, height, width),
             torch.full((height * width,), level, dtype=coarse.values.dtype),
         ],
-        dim=1,
+        dim=0,
     )

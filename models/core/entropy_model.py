@@ -38,7 +38,6 @@ def entropy_parameters(
             inputs = aru_pass1_inputs(context, shape)
             pass1 = mlp_forward(pass1_shape, params, "aru1.", inputs)
             pass2 = mlp_forward(pass2_shape, params, "aru2.", aru_pass2_inputs(grid, pass1, coarse))
-            anchors = anchor_mask(*shape)[:, None]
-            output = torch.where(anchors, pass1, pass2)
-        results.append((output[:, 0].reshape(shape), output[:, 1].reshape(shape)))
+            output = torch.where(anchor_mask(*shape), pass1, pass2)
+        results.append((output[0].reshape(shape), output[1].reshape(shape)))
     return results[::-1]

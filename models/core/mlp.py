@@ -50,10 +50,15 @@ class MLPShape:
 
 
 def mlp_forward(shape: MLPShape, params: Params, prefix: str, x: torch.Tensor) -> torch.Tensor:
-    """Float forward. ``x``: ``(N, in)`` → ``(N, out)``."""
+    """Float forward, channels first. ``x``: ``(in, N)`` → ``(out, N)``.
+
+    Channels first keeps every matrix product a small matrix times a long contiguous one,
+    forward and backward; on a CPU that is 2-3× faster than ``(N, in) @ (in, out)``, whose
+    weight gradient multiplies two long transposed operands.
+    """
     layers = len(shape.widths) - 1
     for i in range(layers):
-        x = x @ params[f"{prefix}w{i}"] + params[f"{prefix}b{i}"]
+        x = torch.addmm(params[f"{prefix}b{i}"][:, None], params[f"{prefix}w{i}"].T, x)
         if i < layers - 1:
             x = torch.relu(x)
     return x
@@ -84,12 +89,12 @@ def fixed_layers(shape: MLPShape, integers: Params, prefix: str, exponent: int) 
 def fixed_forward(layers: Sequence[FixedLayer], x: np.ndarray) -> np.ndarray:
     """Fixed-point forward, bit-exact on every machine.
 
-    ``x``: ``(N, in)`` float64 integers with :data:`FRACTION_BITS` fractional bits.
-    Returns ``(N, out)`` float64 integers with the same fractional bits.
+    ``x``: ``(in, N)`` float64 integers with :data:`FRACTION_BITS` fractional bits.
+    Returns ``(out, N)`` float64 integers with the same fractional bits.
     """
     last = len(layers) - 1
     for i, layer in enumerate(layers):
-        accumulator = x @ layer.weight + layer.bias * float(2**FRACTION_BITS)
+        accumulator = layer.weight.T @ x + layer.bias[:, None] * float(2**FRACTION_BITS)
         x = np.floor(accumulator / float(2**layer.exponent))
         np.clip(x, 0.0 if i < last else -ACTIVATION_LIMIT, ACTIVATION_LIMIT, out=x)
     return x

@@ -1,4 +1,4 @@
-"""Mixed MLP + CNN synthesis: dense latents ``(R, C, L)`` → image ``(R, C, channels)``.
+"""Mixed MLP + CNN synthesis: dense latents ``(L, R, C)`` → image ``(channels, R, C)``.
 
     head MLP (1×1, L → h … → k)  →  residual 3×3 convolution (k → k)  →
     tail MLP (1×1, on [conv output, dense latents], k + L → t … → channels)
@@ -54,13 +54,16 @@ class SynthesisShape:
 
 
 def synthesize(shape: SynthesisShape, params: Params, latents: torch.Tensor) -> torch.Tensor:
-    """``latents``: ``(R, C, L)`` → ``(R, C, channels)``; zero padding at the borders."""
-    rows, cols, _ = latents.shape
-    flat = latents.reshape(rows * cols, shape.latents)
+    """``latents``: ``(L, R, C)`` → ``(channels, R, C)``; zero padding at the borders.
+
+    Channels first throughout: the per-pixel layers are ``(out, in) @ (in, R·C)`` products
+    and the convolution reads the planes without a transpose.
+    """
+    _, rows, cols = latents.shape
+    flat = latents.reshape(shape.latents, rows * cols)
     features = torch.relu(mlp_forward(shape.head, params, PREFIX + "head.", flat))
-    planes = features.T.reshape(1, shape.features, rows, cols)
+    planes = features.reshape(1, shape.features, rows, cols)
     conv = F.conv2d(planes, params[PREFIX + "conv.w"], params[PREFIX + "conv.b"], padding=1)
-    planes = planes + torch.relu(conv)
-    features = planes.reshape(shape.features, rows * cols).T
-    output = mlp_forward(shape.tail, params, PREFIX + "tail.", torch.cat([features, flat], dim=1))
-    return output.reshape(rows, cols, shape.channels)
+    features = (planes + torch.relu(conv)).reshape(shape.features, rows * cols)
+    output = mlp_forward(shape.tail, params, PREFIX + "tail.", torch.cat([features, flat], dim=0))
+    return output.reshape(shape.channels, rows, cols)

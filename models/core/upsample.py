@@ -9,8 +9,9 @@ and the same code serves training (scale 1) and any-scale decoding.
 
 from __future__ import annotations
 
+import functools
+
 import torch
-import torch.nn.functional as F
 
 CUBIC_A = -0.75
 """Keys' cubic convolution parameter (the value PyTorch and OpenCV use)."""
@@ -50,14 +51,14 @@ def sample_grids(
         row_centres, col_centres: ``(R,)`` and ``(C,)`` centres in original pixel units.
 
     Returns:
-        ``(R, C, L)`` dense latent features.
+        ``(L, R, C)`` dense latent features (channels first).
     """
     planes = []
     for level, grid in enumerate(grids):
         step = float(2**level)
         rows = _interpolate(grid, row_centres / step - 0.5, dim=0)
         planes.append(_interpolate(rows, col_centres / step - 0.5, dim=1))
-    return torch.stack(planes, dim=-1)
+    return torch.stack(planes, dim=0)
 
 
 def _interpolate(grid: torch.Tensor, positions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -72,20 +73,27 @@ def _interpolate(grid: torch.Tensor, positions: torch.Tensor, dim: int) -> torch
 
 
 def upsample_full(grids: list[torch.Tensor], height: int, width: int) -> torch.Tensor:
-    """:func:`sample_grids` at scale 1 over the whole image, through ``F.interpolate``.
+    """:func:`sample_grids` at scale 1 over the whole image, channels first: ``(L, H, W)``.
 
-    Same values (PyTorch's bicubic uses the same kernel, border clamping and, with a fixed
-    scale factor of ``2**l``, the same centre mapping) but a much faster backward pass;
-    used for training. Returns ``(height, width, L)``.
+    Each coarse grid is upsampled as ``rows @ grid @ cols.T`` with dense interpolation
+    matrices built from the same taps (:func:`interpolation_matrix`): two small matrix
+    products whose backward pass is two more, several times faster on a CPU than a bicubic
+    ``F.interpolate`` and its scatter-based gradient. Used for training.
     """
     planes = [grids[0][:height, :width]]
     for level, grid in enumerate(grids[1:], start=1):
-        upsampled = F.interpolate(
-            grid[None, None],
-            scale_factor=float(2**level),
-            mode="bicubic",
-            align_corners=False,
-            recompute_scale_factor=False,
-        )
-        planes.append(upsampled[0, 0, :height, :width])
-    return torch.stack(planes, dim=-1)
+        rows = interpolation_matrix(height, grid.shape[-2], level, grid.device)
+        cols = interpolation_matrix(width, grid.shape[-1], level, grid.device)
+        planes.append(rows @ grid @ cols.T)
+    return torch.stack(planes, dim=0)
+
+
+@functools.lru_cache(maxsize=64)
+def interpolation_matrix(length: int, size: int, level: int, device: torch.device) -> torch.Tensor:
+    """``(length, size)``: row ``i`` holds the bicubic taps with which output pixel ``i`` (at
+    scale 1) reads a grid line of ``size`` cells at ``level``."""
+    positions = pixel_centres(0, length, 1.0) / float(2**level) - 0.5
+    index, weight = cubic_taps(positions, size)
+    matrix = torch.zeros(length, size, dtype=torch.float32)
+    matrix.scatter_add_(1, index.T, weight.T)
+    return matrix.to(device)

@@ -126,13 +126,13 @@ def write_latents(encoder, model: FixedEntropyModel, grids: list[np.ndarray]) ->
                 pass1 = _aru_pass1(model, context, grid.shape)
                 pass2 = _aru_pass2(model, grid, pass1, coarse)
                 anchors = anchor_mask(*grid.shape).numpy()
-                output = np.where(anchors[:, None], pass1, pass2)
+                output = np.where(anchors, pass1, pass2)
                 order = [np.flatnonzero(anchors), np.flatnonzero(~anchors)]
             else:
                 inputs = arm_inputs(_tensor(grid * UNIT), context)
                 output = fixed_forward(model.arm, inputs.numpy())
                 order = [np.concatenate(list(_wavefronts(*grid.shape)))]
-            mu, log_scale = output[:, 0].reshape(grid.shape), output[:, 1].reshape(grid.shape)
+            mu, log_scale = output[0].reshape(grid.shape), output[1].reshape(grid.shape)
         if np.any(symbols):
             means, scales = snap_parameters(mu.reshape(-1), log_scale.reshape(-1))
             for index in order:
@@ -179,18 +179,18 @@ def read_latents(decoder, model: FixedEntropyModel, zero_flags: int) -> list[np.
             pass1 = _aru_pass1(model, context, shape)
             anchors = anchor_mask(*shape).numpy()
             if coded:
-                means, scales = snap_parameters(pass1[:, 0], pass1[:, 1])
+                means, scales = snap_parameters(pass1[0], pass1[1])
                 flat[anchors] = _decode(decoder, means[anchors], scales[anchors])
             pass2 = _aru_pass2(model, grid, pass1, coarse)
-            output = np.where(anchors[:, None], pass1, pass2)
+            output = np.where(anchors, pass1, pass2)
             if coded:
-                means, scales = snap_parameters(output[:, 0], output[:, 1])
+                means, scales = snap_parameters(output[0], output[1])
                 flat[~anchors] = _decode(decoder, means[~anchors], scales[~anchors])
-            mu, log_scale = output[:, 0].reshape(shape), output[:, 1].reshape(shape)
+            mu, log_scale = output[0].reshape(shape), output[1].reshape(shape)
         else:
             context = _context(model, grids[level + 1], coarse_mu, coarse_log_scale, level)
             output = _decode_arm(model, decoder, grids[level], context, coded)
-            mu, log_scale = output[:, 0].reshape(shape), output[:, 1].reshape(shape)
+            mu, log_scale = output[0].reshape(shape), output[1].reshape(shape)
         coarse_mu, coarse_log_scale = mu, log_scale
     return grids
 
@@ -202,16 +202,16 @@ def _decode_arm(model, decoder, grid: np.ndarray, context: CoarseContext, coded:
     stride = width + 4
     padded = np.zeros((height + 2) * stride)
     offsets = np.array([dr * stride + dc for dr, dc in ARM_OFFSETS])
-    output = np.zeros((height * width, 2))
+    output = np.zeros((2, height * width))
     for pixels in _wavefronts(height, width):
         rows, cols = np.divmod(pixels, width)
         positions = (rows + 2) * stride + cols + 2
-        context = padded[positions[:, None] + offsets[None, :]]
-        inputs = np.concatenate([context, coarse_part[pixels]], axis=1)
+        context = padded[offsets[:, None] + positions[None, :]]
+        inputs = np.concatenate([context, coarse_part[:, pixels]], axis=0)
         result = fixed_forward(model.arm, inputs)
-        output[pixels] = result
+        output[:, pixels] = result
         if coded:
-            symbols = _decode(decoder, *snap_parameters(result[:, 0], result[:, 1]))
+            symbols = _decode(decoder, *snap_parameters(result[0], result[1]))
             padded[positions] = symbols * UNIT
     if coded:
         grid[:] = padded.reshape(height + 2, stride)[2:, 2 : 2 + width] / UNIT

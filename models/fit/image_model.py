@@ -16,8 +16,10 @@ from inrstore.models.entropy.laplace import laplace_bits
 
 
 def to_unit(pixels: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
-    """``uint8 (H, W, C)`` → float32 ``(H, W, C)`` in [0, 1]."""
-    return torch.from_numpy(pixels.astype(np.float32) / 255.0).to(device)
+    """``uint8 (H, W, C)`` → float32 ``(C, H, W)`` in [0, 1] (channels first, like
+    :meth:`ImageModel.reconstruct`)."""
+    planes = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32) / 255.0
+    return torch.from_numpy(planes).to(device)
 
 
 @dataclass
@@ -28,7 +30,7 @@ class ImageModel:
     device: torch.device
 
     def reconstruct(self, params: Params, grids: list[torch.Tensor]) -> torch.Tensor:
-        """Image ``(H, W, C)`` in [0, 1] units, not clamped."""
+        """Image ``(C, H, W)`` in [0, 1] units, not clamped."""
         latents = upsample_full(grids, self.arch.height, self.arch.width)
         return synthesize(self.arch.synthesis, params, latents)
 

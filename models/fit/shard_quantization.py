@@ -157,5 +157,5 @@ def _sample_cost(sample: _Sample, module: str, params, lam: float) -> float:
     """Squared error × pixels for the synthesis; λ × latent bits for an entropy module."""
     if module == "synthesis":
         error = torch.mean((sample.model.reconstruct(params, sample.grids) - sample.target) ** 2)
-        return float(error) * sample.target.shape[0] * sample.target.shape[1]
+        return float(error) * sample.target.shape[1] * sample.target.shape[2]
     return lam * float(sample.model.latent_bits(params, sample.grids, sample.prior))

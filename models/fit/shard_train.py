@@ -26,6 +26,7 @@ from torch.func import vmap
 
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.mixture import mix_float
+from inrstore.models.fit.allocator import keep_freed_memory
 from inrstore.models.fit.image_model import ImageModel, init_parameters, to_unit
 from inrstore.models.fit.presets import Preset
 from inrstore.models.fit.train import TrainingStatus, schedule
@@ -136,6 +137,7 @@ def fit_shard(
     torch_device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
+    keep_freed_memory()
     k = settings.bases
     bases = _initial_bases(template, k, generator) if warm_bases is None else warm_bases
     bases = {name: value.to(torch_device).clone().requires_grad_() for name, value in bases.items()}

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from inrstore.models.core.architecture import Architecture
+from inrstore.models.fit.allocator import keep_freed_memory
 from inrstore.models.fit.image_model import ImageModel, init_parameters, to_unit
 from inrstore.models.fit.presets import Preset
 from inrstore.models.fit.rounding import noisy_soft_round, straight_through_round
@@ -66,6 +67,7 @@ def fit_image(
     torch_device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
+    keep_freed_memory()
     target = to_unit(pixels, torch_device)
     model = ImageModel(arch, torch_device)
     params = {

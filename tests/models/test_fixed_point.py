@@ -46,8 +46,8 @@ def test_fixed_forward_matches_exact_integer_arithmetic() -> None:
         for a, b in itertools.pairwise(widths)
     ]
     x = rng.integers(-64 * 256, 64 * 256, (300, widths[0])).astype(np.float64)
-    result = fixed_forward(layers, x)
-    np.testing.assert_array_equal(result, _reference(layers, x))
-    # Row order (and so any blocking of the matrix product) does not change a single value.
+    result = fixed_forward(layers, x.T)
+    np.testing.assert_array_equal(result, _reference(layers, x).T)
+    # Position order (and so any blocking of the matrix product) does not change a value.
     order = rng.permutation(len(x))
-    np.testing.assert_array_equal(fixed_forward(layers, x[order]), result[order])
+    np.testing.assert_array_equal(fixed_forward(layers, x[order].T), result[:, order])
