@@ -87,7 +87,7 @@ def load_bench_images(
     scan = scan_images(folder)
     found = scan.images[:limit] if limit else scan.images
     batch = ImageBatch(found)
-    images = [BenchImage(image.name, _center_crop(_to_rgb(image.pixels), crop)) for image in batch]
+    images = [BenchImage(image.name, center_crop(_to_rgb(image.pixels), crop)) for image in batch]
     return images, scan.problems + batch.failures
 
 
@@ -97,7 +97,8 @@ def _to_rgb(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(pixels[:, :, :3])
 
 
-def _center_crop(pixels: np.ndarray, size: int | None) -> np.ndarray:
+def center_crop(pixels: np.ndarray, size: int | None) -> np.ndarray:
+    """The centred ``size × size`` square of ``pixels`` (clamped; all of it for None)."""
     if size is None:
         return pixels
     height, width = pixels.shape[:2]

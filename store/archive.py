@@ -56,6 +56,13 @@ def _count_key(number: int) -> bytes:
     return b"members:" + struct.pack(">Q", number)
 
 
+PIXELS_DIFFER = (
+    "bytes intact, but decodes to different pixels than when added "
+    "(float rounding of the synthesis differs on this machine or version)"
+)
+"""What ``verify`` reports when checksums pass and only the pixel hash differs: the latents
+decode exactly everywhere, the float synthesis may round a pixel differently."""
+
 HEADER_CACHE_SIZE = 32
 """Decoded shard headers kept per open store (least recently used dropped first)."""
 
@@ -225,17 +232,23 @@ class Store:
             raise CorruptRecordError(f"the header of shard {number} is missing")
         return header
 
+    def _header_share(self, txn, number: int, header_bytes: int) -> float:
+        """Header bytes per member of shard ``number``, from its 4-byte member count."""
+        raw_count = txn.get(_count_key(number), db=self._env.dbs["meta"])
+        if raw_count is None or len(raw_count) != 4 or raw_count == bytes(4):
+            raise CorruptRecordError(f"the member count of shard {number} is damaged")
+        return header_bytes / struct.unpack(">I", raw_count)[0]
+
     def _header_shares(self, txn) -> dict[int, float]:
-        """Shard number → header bytes per member, for every readable shard."""
+        """Shard number → header bytes per member, for every shard with a readable count
+        (reads the headers and counts, not the member lists)."""
         shares = {}
-        headers = txn.cursor(db=self._env.dbs["headers"])
-        for key, raw in txn.cursor(db=self._env.dbs["shards"]):
+        for key, header in txn.cursor(db=self._env.dbs["headers"]):
+            number = struct.unpack(">Q", key)[0]
             try:
-                shard = unpack_shard(raw)
+                shares[number] = self._header_share(txn, number, len(header))
             except CorruptRecordError:
                 continue
-            if headers.set_key(key):
-                shares[shard.shard] = len(headers.value()) / len(shard.members)
         return shares
 
     def ids(self) -> list[str]:
@@ -291,10 +304,7 @@ class Store:
             hex_id = ids.resolve(txn, self._env.dbs["members"], self._env.dbs["by_name"], ident)
             record = self._member(txn, hex_id)
             header_bytes = self._header(txn, record.shard)
-            raw_count = txn.get(_count_key(record.shard), db=self._env.dbs["meta"])
-            if raw_count is None or len(raw_count) != 4 or raw_count == bytes(4):
-                raise CorruptRecordError(f"the member count of shard {record.shard} is damaged")
-            info = _info(record, len(header_bytes) / struct.unpack(">I", raw_count)[0])
+            info = _info(record, self._header_share(txn, record.shard, len(header_bytes)))
             if not decode:
                 return None, info
             try:
@@ -518,7 +528,7 @@ class Store:
                 if not quick:
                     decoded, _ = self.read(hex_id)
                     if pixel_sha256(decoded) != record.decoded_id.hex():
-                        failures.append((ids.short(hex_id), "decodes to different pixels"))
+                        failures.append((ids.short(hex_id), PIXELS_DIFFER))
             except (CorruptRecordError, BitstreamError) as err:
                 failures.append(
                     (ids.short(hex_id), str(err).removeprefix(ids.short(hex_id) + ": "))

@@ -94,7 +94,10 @@ def fixed_forward(layers: Sequence[FixedLayer], x: np.ndarray) -> np.ndarray:
     """
     last = len(layers) - 1
     for i, layer in enumerate(layers):
-        accumulator = layer.weight.T @ x + layer.bias[:, None] * float(2**FRACTION_BITS)
-        x = np.floor(accumulator / float(2**layer.exponent))
-        np.clip(x, 0.0 if i < last else -ACTIVATION_LIMIT, ACTIVATION_LIMIT, out=x)
+        accumulator = layer.weight.T @ x
+        accumulator += layer.bias[:, None] * float(2**FRACTION_BITS)
+        accumulator *= 2.0**-layer.exponent  # exact: a power of two
+        np.floor(accumulator, out=accumulator)
+        low = 0.0 if i < last else -ACTIVATION_LIMIT
+        x = np.clip(accumulator, low, ACTIVATION_LIMIT, out=accumulator)
     return x

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import struct
 from pathlib import Path
@@ -22,7 +23,8 @@ from inrstore.store import (
     StoreVersionError,
     UnknownIdError,
 )
-from inrstore.store.records import unpack_member
+from inrstore.store.archive import PIXELS_DIFFER
+from inrstore.store.records import pack_member, unpack_member
 
 from .conftest import QUICK
 
@@ -119,6 +121,22 @@ def test_flipped_bytes_damage_only_that_member(filled: Path) -> None:
         failures = store.verify()
         assert failures == [(victim[:12], "member record fails its checksum (damaged bytes)")]
         assert store.verify(quick=True) == failures
+
+
+def test_verify_tells_float_rounding_from_damage(filled: Path) -> None:
+    """A record whose checksums pass but whose pixel hash differs (as after a float change)
+    is reported as such, and only by the full check."""
+    with Store.open(filled) as store:
+        victim = store.ids()[0]
+    env = lmdb.open(str(filled), max_dbs=5)
+    members = env.open_db(b"members")
+    with env.begin(write=True, db=members) as txn:
+        record = unpack_member(txn.get(victim.encode()))
+        txn.put(victim.encode(), pack_member(dataclasses.replace(record, decoded_id=bytes(32))))
+    env.close()
+    with Store.open(filled, readonly=True) as store:
+        assert store.verify() == [(victim[:12], PIXELS_DIFFER)]
+        assert store.verify(quick=True) == []
 
 
 def test_verify_passes_on_an_intact_store(filled: Path) -> None:

@@ -1,0 +1,68 @@
+"""Training speed of the single-image encoder: iterations per second by image size.
+
+Usage: ``python -m inrstore.bench.train_speed IMAGE --out FILE.json [--threads 2]``. Trains
+the all-ARU and the one-ARM-grid model on the 256×256 centre crop of IMAGE and on the whole
+image for a fixed number of iterations (no time limit) and reports iterations per second
+(the first ``warmup`` iterations are not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from inrstore.bench.run import center_crop, write_report
+from inrstore.datasets import load_image
+from inrstore.models.core.architecture import Architecture, levels_for
+from inrstore.models.fit.presets import Preset, quality_to_lambda
+from inrstore.models.fit.train import TrainingStatus, fit_image
+
+CROP = 256
+
+
+def iterations_per_second(pixels: np.ndarray, arm_levels: int, iterations: int, warmup: int):
+    """Iterations per second after ``warmup`` iterations, for one architecture."""
+    height, width, channels = pixels.shape
+    levels = levels_for(height, width)
+    arch = Architecture(height, width, channels, levels, min(arm_levels, levels - 1))
+    stamps: dict[int, float] = {}
+
+    def record(status: TrainingStatus) -> None:
+        stamps[status.iteration] = time.perf_counter()
+
+    preset = Preset("speed", iterations + warmup, arm_levels)
+    fit_image(pixels, arch, preset, quality_to_lambda(50), on_status=record, status_every=1)
+    return iterations / (stamps[iterations + warmup] - stamps[warmup])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("image", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    pixels = load_image(args.image).pixels
+    results = {}
+    for label, image in (("crop 256x256", center_crop(pixels, CROP)), ("full", pixels)):
+        for arm_levels in (0, 1):
+            key = f"{label} {image.shape[1]}x{image.shape[0]}, arm_levels={arm_levels}"
+            results[key] = iterations_per_second(image, arm_levels, args.iterations, args.warmup)
+            print(f"{key:45s} {results[key]:6.2f} it/s", flush=True)
+    report = {
+        "image": args.image.name,
+        "threads": args.threads,
+        "statistic": f"iterations/s over {args.iterations} iterations after {args.warmup}",
+        "iterations_per_second": results,
+    }
+    write_report(args.out, report)
+
+
+if __name__ == "__main__":
+    main()
