@@ -30,7 +30,7 @@ def bd_rate(anchor: Curve, test: Curve, metric: str = "psnr-rgb") -> float:
                 method="akima",
                 require_matching_points=False,
             )
-        except AssertionError:  # bjontegaard's check that quality rises with rate
+        except (AssertionError, ValueError):  # quality not strictly rising with rate
             return math.nan
     return float(value) if value is not None else math.nan
 

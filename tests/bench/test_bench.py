@@ -31,6 +31,15 @@ def test_bd_rate_without_overlap_is_nan() -> None:
     assert math.isnan(bd_rate(anchor, test))
 
 
+def test_bd_rate_of_a_curve_whose_quality_falls_is_nan() -> None:
+    """A time-budgeted encoder can lose PSNR at a higher quality setting (measured: the
+    Kodak ×4 single-image curve); the table then says NaN instead of crashing."""
+    anchor = {"bpp": [0.1, 0.2, 0.3, 0.4], "psnr-rgb": [20.0, 25.0, 28.0, 30.0]}
+    test = {"bpp": [2.30, 3.18, 3.60], "psnr-rgb": [27.57, 28.91, 28.71]}
+    assert math.isnan(bd_rate(anchor, test))
+    assert math.isnan(bd_rate(test, anchor))
+
+
 PILLOW_CODECS = [name for name in CODEC_NAMES if not name.startswith("inrstore")]
 
 
