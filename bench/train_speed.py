@@ -17,7 +17,7 @@ import torch
 
 from inrstore.bench.run import center_crop, write_report
 from inrstore.datasets import load_image
-from inrstore.models.core.architecture import Architecture, levels_for
+from inrstore.models.core.architecture import image_architecture
 from inrstore.models.fit.presets import Preset, quality_to_lambda
 from inrstore.models.fit.train import TrainingStatus, fit_image
 
@@ -26,9 +26,7 @@ CROP = 256
 
 def iterations_per_second(pixels: np.ndarray, arm_levels: int, iterations: int, warmup: int):
     """Iterations per second after ``warmup`` iterations, for one architecture."""
-    height, width, channels = pixels.shape
-    levels = levels_for(height, width)
-    arch = Architecture(height, width, channels, levels, min(arm_levels, levels - 1))
+    arch = image_architecture(*pixels.shape, arm_levels)
     stamps: dict[int, float] = {}
 
     def record(status: TrainingStatus) -> None:

@@ -72,7 +72,7 @@ def encode_image(
     compresses the training schedule. ``on_status`` receives
     :class:`~inrstore.models.fit.train.TrainingStatus` updates.
     """
-    from inrstore.models.core.architecture import levels_for
+    from inrstore.models.core.architecture import image_architecture
     from inrstore.models.fit.network_quantization import quantize_networks, round_latents
     from inrstore.models.fit.presets import preset as find_preset
     from inrstore.models.fit.presets import quality_to_lambda
@@ -82,8 +82,7 @@ def encode_image(
     chosen = find_preset(preset) if isinstance(preset, str) else preset
     lam = quality_to_lambda(quality)
     height, width, channels = pixels.shape
-    levels = levels_for(height, width)
-    arch = Architecture(height, width, channels, levels, min(chosen.arm_levels, levels - 1))
+    arch = image_architecture(height, width, channels, chosen.arm_levels)
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but no CUDA device is available")
     if time_limit is None:

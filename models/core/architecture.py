@@ -90,3 +90,10 @@ class Architecture:
         for module in self.modules().values():
             shapes |= module
         return shapes
+
+
+def image_architecture(height: int, width: int, channels: int, arm_levels: int) -> Architecture:
+    """The architecture of one image: :func:`levels_for` its size, ``arm_levels`` clipped to
+    the grids below the coarsest."""
+    levels = levels_for(height, width)
+    return Architecture(height, width, channels, levels, min(arm_levels, levels - 1))
