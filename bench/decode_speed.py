@@ -50,8 +50,16 @@ def pillow_decode(data: bytes) -> np.ndarray:
 def measure(pixels: np.ndarray, repeats: int, iterations: int) -> dict:
     torch.set_num_threads(1)
     results: dict[str, float] = {}
-    for arm_levels, label in ((0, "inrstore all-ARU"), (1, "inrstore default (1 ARM grid)")):
-        data = encode_image(pixels, Preset("speed", iterations, arm_levels), quality=50)
+    variants = (
+        (Preset("speed", iterations, arm_levels=0), "inrstore all-ARU"),
+        (
+            Preset("speed", iterations, arm_levels=0, zero_levels=1),
+            "inrstore all-ARU, no finest grid",
+        ),
+        (Preset("speed", iterations, arm_levels=1), "inrstore default (1 ARM grid)"),
+    )
+    for preset, label in variants:
+        data = encode_image(pixels, preset, quality=50)
         for scale in (1.0, 0.25):
             seconds = median_seconds(lambda d=data, s=scale: decode_image(d, s), repeats)
             results[f"{label}, scale {scale:g}"] = seconds

@@ -1,9 +1,9 @@
 """Training speed of the single-image encoder: iterations per second by image size.
 
 Usage: ``python -m inrstore.bench.train_speed IMAGE --out FILE.json [--threads 2]``. Trains
-the all-ARU and the one-ARM-grid model on the 256×256 centre crop of IMAGE and on the whole
-image for a fixed number of iterations (no time limit) and reports iterations per second
-(the first ``warmup`` iterations are not counted).
+the all-ARU model, the one-ARM-grid model and the all-ARU model without its finest grid on the
+256×256 centre crop of IMAGE and on the whole image for a fixed number of iterations (no time
+limit) and reports iterations per second (the first ``warmup`` iterations are not counted).
 """
 
 from __future__ import annotations
@@ -24,15 +24,18 @@ from inrstore.models.fit.train import TrainingStatus, fit_image
 CROP = 256
 
 
-def iterations_per_second(pixels: np.ndarray, arm_levels: int, iterations: int, warmup: int):
-    """Iterations per second after ``warmup`` iterations, for one architecture."""
+def iterations_per_second(
+    pixels: np.ndarray, arm_levels: int, zero_levels: int, iterations: int, warmup: int
+) -> float:
+    """Iterations per second after ``warmup`` iterations, for one architecture, with the
+    ``zero_levels`` finest grids held at zero."""
     arch = image_architecture(*pixels.shape, arm_levels)
     stamps: dict[int, float] = {}
 
     def record(status: TrainingStatus) -> None:
         stamps[status.iteration] = time.perf_counter()
 
-    preset = Preset("speed", iterations + warmup, arm_levels)
+    preset = Preset("speed", iterations + warmup, arm_levels, zero_levels=zero_levels)
     fit_image(pixels, arch, preset, quality_to_lambda(50), on_status=record, status_every=1)
     return iterations / (stamps[iterations + warmup] - stamps[warmup])
 
@@ -49,9 +52,12 @@ def main() -> None:
     pixels = load_image(args.image).pixels
     results = {}
     for label, image in (("crop 256x256", center_crop(pixels, CROP)), ("full", pixels)):
-        for arm_levels in (0, 1):
+        for arm_levels, zero_levels in ((0, 0), (1, 0), (0, 1)):
             key = f"{label} {image.shape[1]}x{image.shape[0]}, arm_levels={arm_levels}"
-            results[key] = iterations_per_second(image, arm_levels, args.iterations, args.warmup)
+            key += ", finest grid dropped" if zero_levels else ""
+            results[key] = iterations_per_second(
+                image, arm_levels, zero_levels, args.iterations, args.warmup
+            )
             print(f"{key:45s} {results[key]:6.2f} it/s", flush=True)
     report = {
         "image": args.image.name,

@@ -58,26 +58,11 @@ def upsample_nearest(coarse: torch.Tensor, height: int, width: int) -> torch.Ten
     return fine[:height, :width].reshape(-1)
 
 
-def _neighbourhood(coarse: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    padded = F.pad(coarse[None, None], (1, 1, 1, 1))[0, 0]
-    hc, wc = coarse.shape
-    columns = [
-        upsample_nearest(padded[1 + dr : 1 + dr + hc, 1 + dc : 1 + dc + wc], height, width)
-        for dr in (-1, 0, 1)
-        for dc in (-1, 0, 1)
-    ]
-    return torch.stack(columns, dim=0)
-
-
-def position_codes(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Integer encodings ``floor(256 a / h) - 128`` and ``floor(256 b / w) - 128``, ``(h*w,)``."""
-    rows = torch.div(torch.arange(height) * ENCODING_ONE, height, rounding_mode="floor")
-    cols = torch.div(torch.arange(width) * ENCODING_ONE, width, rounding_mode="floor")
-    half = ENCODING_ONE // 2
-    return (
-        (rows - half)[:, None].expand(height, width).reshape(-1),
-        (cols - half)[None, :].expand(height, width).reshape(-1),
-    )
+def position_code(size: int, count: int) -> torch.Tensor:
+    """Integer encodings ``floor(256 a / size) - 128`` of the indices ``a = 0 … count - 1``
+    of an axis of ``size`` cells, ``(count,)`` (int64)."""
+    codes = torch.div(torch.arange(count) * ENCODING_ONE, size, rounding_mode="floor")
+    return codes - ENCODING_ONE // 2
 
 
 def level_code(level: int, levels: int) -> int:
@@ -102,27 +87,51 @@ class CoarseContext:
     unit: float
 
     def encoding(self, code: int) -> float:
-        """An integer encoding (:func:`position_codes`, :func:`level_code`) in this unit."""
+        """An integer encoding (:func:`position_code`, :func:`level_code`) in this unit."""
         return code * self.unit / ENCODING_ONE
 
 
-def aru_pass1_inputs(coarse: CoarseContext, shape: tuple[int, int]) -> torch.Tensor:
-    """Pass-1 features for every pixel of a grid of ``shape``: ``(ARU_PASS1_INPUTS, h*w)``."""
+def aru_pass1_first_layer(
+    coarse: CoarseContext, shape: tuple[int, int], weight: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
+    """First layer of ARU pass 1 before its activation: ``weightᵀ @ features + bias`` for
+    every pixel of a grid of ``shape``, ``(hidden, h*w)``.
+
+    ``weight`` is ``(ARU_PASS1_INPUTS, hidden)`` and ``bias`` ``(hidden,)``, both already in
+    the caller's unit. The features of pixel ``(a, b)`` are the 3×3 neighbourhood of its parent
+    cell ``(a//2, b//2)`` in the coarser grid (zero outside), the parent's (μ, log σ), the
+    position encodings of ``a`` and ``b`` and the level encoding. Eleven of the fourteen depend
+    on the parent cell only, so their product is taken once per coarse cell (4× fewer) and
+    repeated; the position terms are one row and one column vector. Integer inputs and weights
+    give the same exact sums as the full product.
+    """
     height, width = shape
-    rows, cols = position_codes(height, width)
-    dtype = coarse.values.dtype
-    level = coarse.encoding(level_code(coarse.level, coarse.levels))
-    return torch.cat(
+    coarse_height, coarse_width = coarse.values.shape
+    padded = F.pad(coarse.values[None, None], (1, 1, 1, 1))[0, 0]
+    cells = torch.stack(
         [
-            _neighbourhood(coarse.values, height, width),
-            upsample_nearest(coarse.mu, height, width)[None],
-            upsample_nearest(coarse.log_scale, height, width)[None],
-            (rows * coarse.encoding(1)).to(dtype)[None],
-            (cols * coarse.encoding(1)).to(dtype)[None],
-            torch.full((1, height * width), level, dtype=dtype),
-        ],
+            padded[1 + dr : 1 + dr + coarse_height, 1 + dc : 1 + dc + coarse_width]
+            for dr in (-1, 0, 1)
+            for dc in (-1, 0, 1)
+        ]
+        + [coarse.mu, coarse.log_scale],
         dim=0,
-    )
+    ).reshape(11, -1)
+    hidden = weight.shape[1]
+    per_cell = (weight[:11].T @ cells).reshape(hidden, coarse_height, 1, coarse_width, 1)
+    dtype = weight.dtype
+    # Codes of the rows 0 … 2·hc − 1 (the last one past an odd height is cropped below).
+    rows = position_code(height, 2 * coarse_height) * coarse.encoding(1)
+    cols = position_code(width, 2 * coarse_width) * coarse.encoding(1)
+    level = coarse.encoding(level_code(coarse.level, coarse.levels))
+    row_term = weight[11][:, None] * rows.to(dtype)[None, :]
+    col_term = weight[12][:, None] * cols.to(dtype)[None, :] + (weight[13] * level + bias)[:, None]
+    fine = (
+        per_cell
+        + row_term.reshape(hidden, coarse_height, 2, 1, 1)
+        + col_term.reshape(hidden, 1, 1, coarse_width, 2)
+    ).reshape(hidden, 2 * coarse_height, 2 * coarse_width)[:, :height, :width]
+    return fine.reshape(hidden, height * width)
 
 
 def aru_pass2_inputs(grid: torch.Tensor, pass1: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:

@@ -14,29 +14,33 @@ from inrstore.models.core.context import (
     CoarseContext,
     anchor_mask,
     arm_inputs,
-    aru_pass1_inputs,
+    aru_pass1_first_layer,
     aru_pass2_inputs,
 )
 from inrstore.models.core.mlp import Params, mlp_forward
 
 
 def entropy_parameters(
-    arch: Architecture, params: Params, grids: list[torch.Tensor], prior_log_scale: torch.Tensor
+    arch: Architecture,
+    params: Params,
+    grids: list[torch.Tensor],
+    prior_log_scale: torch.Tensor,
+    finest: int = 0,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(μ, log σ) of each grid, each ``(h_l, w_l)``, finest first like ``grids``."""
+    """(μ, log σ) of grids ``finest … L-1``, each ``(h_l, w_l)``, finest first like ``grids``."""
     levels = arch.levels
     coarsest = grids[-1]
     results = [(torch.zeros_like(coarsest), prior_log_scale.expand_as(coarsest))]
     pass1_shape, pass2_shape = arch.aru
-    for level in range(levels - 2, -1, -1):
+    for level in range(levels - 2, finest - 1, -1):
         grid, coarse = grids[level], grids[level + 1]
         context = CoarseContext(coarse, *results[-1], level, levels, 1.0)
         shape = (grid.shape[0], grid.shape[1])
         if level < arch.arm_levels:
             output = mlp_forward(arch.arm, params, "arm.", arm_inputs(grid, context))
         else:
-            inputs = aru_pass1_inputs(context, shape)
-            pass1 = mlp_forward(pass1_shape, params, "aru1.", inputs)
+            hidden = aru_pass1_first_layer(context, shape, params["aru1.w0"], params["aru1.b0"])
+            pass1 = mlp_forward(pass1_shape, params, "aru1.", torch.relu_(hidden), start=1)
             pass2 = mlp_forward(pass2_shape, params, "aru2.", aru_pass2_inputs(grid, pass1, coarse))
             output = torch.where(anchor_mask(*shape), pass1, pass2)
         results.append((output[0].reshape(shape), output[1].reshape(shape)))

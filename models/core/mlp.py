@@ -11,6 +11,7 @@ sum is exact whatever the summation order of the BLAS library, thread count or m
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -49,18 +50,21 @@ class MLPShape:
         return sum(a * b for a, b in zip(self.widths[:-1], self.widths[1:], strict=True))
 
 
-def mlp_forward(shape: MLPShape, params: Params, prefix: str, x: torch.Tensor) -> torch.Tensor:
+def mlp_forward(
+    shape: MLPShape, params: Params, prefix: str, x: torch.Tensor, start: int = 0
+) -> torch.Tensor:
     """Float forward, channels first. ``x``: ``(in, N)`` → ``(out, N)``.
 
     Channels first keeps every matrix product a small matrix times a long contiguous one,
     forward and backward; on a CPU that is 2-3× faster than ``(N, in) @ (in, out)``, whose
-    weight gradient multiplies two long transposed operands.
+    weight gradient multiplies two long transposed operands. ``start`` > 0 skips the first
+    layers: ``x`` is then the (activated) input of layer ``start``.
     """
     layers = len(shape.widths) - 1
-    for i in range(layers):
+    for i in range(start, layers):
         x = torch.addmm(params[f"{prefix}b{i}"][:, None], params[f"{prefix}w{i}"].T, x)
         if i < layers - 1:
-            x = torch.relu(x)
+            x = torch.relu_(x)
     return x
 
 
@@ -72,6 +76,18 @@ class FixedLayer:
     weight: np.ndarray
     bias: np.ndarray
     exponent: int
+
+    @functools.cached_property
+    def scaled_weight(self) -> np.ndarray:
+        """``weightᵀ × 2**-exponent``, ``(fan_out, fan_in)``: a power-of-two scaling, so every
+        product with an integer input is exact and the accumulator needs no rescaling."""
+        return np.ascontiguousarray(self.weight.T) * 2.0**-self.exponent
+
+    @functools.cached_property
+    def scaled_bias(self) -> np.ndarray:
+        """``bias`` in the accumulator's unit: ``bias × 2**(FRACTION_BITS - exponent)``,
+        ``(fan_out, 1)``."""
+        return (self.bias * 2.0 ** (FRACTION_BITS - self.exponent))[:, None]
 
 
 def fixed_layers(shape: MLPShape, integers: Params, prefix: str, exponent: int) -> list[FixedLayer]:
@@ -94,10 +110,15 @@ def fixed_forward(layers: Sequence[FixedLayer], x: np.ndarray) -> np.ndarray:
     """
     last = len(layers) - 1
     for i, layer in enumerate(layers):
-        accumulator = layer.weight.T @ x
-        accumulator += layer.bias[:, None] * float(2**FRACTION_BITS)
-        accumulator *= 2.0**-layer.exponent  # exact: a power of two
-        np.floor(accumulator, out=accumulator)
-        low = 0.0 if i < last else -ACTIVATION_LIMIT
-        x = np.clip(accumulator, low, ACTIVATION_LIMIT, out=accumulator)
+        accumulator = layer.scaled_weight @ x
+        accumulator += layer.scaled_bias
+        x = fixed_activation(accumulator, last=i == last)
     return x
+
+
+def fixed_activation(accumulator: np.ndarray, last: bool) -> np.ndarray:
+    """Floor an accumulator (in activation units) in place and clamp it: to
+    ``[0, ACTIVATION_LIMIT]`` (ReLU) for hidden layers, to ``±ACTIVATION_LIMIT`` for the last."""
+    np.floor(accumulator, out=accumulator)
+    np.minimum(accumulator, ACTIVATION_LIMIT, out=accumulator)
+    return np.maximum(accumulator, -ACTIVATION_LIMIT if last else 0.0, out=accumulator)

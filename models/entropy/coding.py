@@ -23,10 +23,10 @@ from inrstore.models.core.context import (
     anchor_mask,
     arm_coarse_inputs,
     arm_inputs,
-    aru_pass1_inputs,
+    aru_pass1_first_layer,
     aru_pass2_inputs,
 )
-from inrstore.models.core.mlp import FRACTION_BITS, FixedLayer, fixed_forward
+from inrstore.models.core.mlp import FRACTION_BITS, FixedLayer, fixed_activation, fixed_forward
 from inrstore.models.entropy.laplace import (
     LATENT_MAX,
     LATENT_MIN,
@@ -75,7 +75,10 @@ def _context(model, coarse, coarse_mu, coarse_log_scale, level) -> CoarseContext
 
 
 def _aru_pass1(model, context: CoarseContext, shape) -> np.ndarray:
-    return fixed_forward(model.aru_pass1, aru_pass1_inputs(context, shape).numpy())
+    first, *rest = model.aru_pass1
+    weight, bias = _tensor(first.scaled_weight.T), _tensor(first.scaled_bias[:, 0])
+    hidden = aru_pass1_first_layer(context, shape, weight, bias).numpy()
+    return fixed_forward(rest, fixed_activation(hidden, last=not rest))
 
 
 def _aru_pass2(model, grid, pass1, coarse) -> np.ndarray:
@@ -110,9 +113,10 @@ def encode_latents(model: FixedEntropyModel, grids: list[np.ndarray]) -> tuple[b
 
 def write_latents(encoder, model: FixedEntropyModel, grids: list[np.ndarray]) -> int:
     """Append the grids to a constriction ``RangeEncoder``; returns the zero flags."""
-    zero_flags = 0
+    levels = model.arch.levels
+    zero_flags = sum(1 << level for level in range(levels) if not np.any(grids[level]))
     coarse_mu, coarse_log_scale = model.prior(grids[-1].shape)
-    for level in range(model.arch.levels - 1, -1, -1):
+    for level in range(levels - 1, _finest_coded(zero_flags, levels) - 1, -1):
         grid = grids[level]
         symbols = grid.reshape(-1).astype(np.int32)
         kind = _level_model(model, level)
@@ -133,15 +137,19 @@ def write_latents(encoder, model: FixedEntropyModel, grids: list[np.ndarray]) ->
                 output = fixed_forward(model.arm, inputs.numpy())
                 order = [np.concatenate(list(_wavefronts(*grid.shape)))]
             mu, log_scale = output[0].reshape(grid.shape), output[1].reshape(grid.shape)
-        if np.any(symbols):
+        if not zero_flags >> level & 1:
             means, scales = snap_parameters(mu.reshape(-1), log_scale.reshape(-1))
             for index in order:
                 _check_range(symbols[index])
                 encoder.encode(symbols[index], _MODEL, means[index], scales[index])
-        else:
-            zero_flags |= 1 << level
         coarse_mu, coarse_log_scale = mu, log_scale
     return zero_flags
+
+
+def _finest_coded(zero_flags: int, levels: int) -> int:
+    """The finest coded level (``levels`` if none is): the grids below it are all zero and
+    nothing depends on their (μ, σ), so neither side computes them."""
+    return next((level for level in range(levels) if not zero_flags >> level & 1), levels)
 
 
 def _check_range(symbols: np.ndarray) -> None:
@@ -163,7 +171,7 @@ def read_latents(decoder, model: FixedEntropyModel, zero_flags: int) -> list[np.
     shapes = arch.grid_shapes()
     grids: list[np.ndarray] = [np.zeros(shape) for shape in shapes]
     coarse_mu, coarse_log_scale = model.prior(shapes[-1])
-    for level in range(arch.levels - 1, -1, -1):
+    for level in range(arch.levels - 1, _finest_coded(zero_flags, arch.levels) - 1, -1):
         shape = shapes[level]
         coded = not zero_flags >> level & 1
         kind = _level_model(model, level)

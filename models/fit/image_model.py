@@ -35,13 +35,18 @@ class ImageModel:
         return synthesize(self.arch.synthesis, params, latents)
 
     def latent_bits(
-        self, params: Params, grids: list[torch.Tensor], prior_log_scale: torch.Tensor
+        self,
+        params: Params,
+        grids: list[torch.Tensor],
+        prior_log_scale: torch.Tensor,
+        finest: int = 0,
     ) -> torch.Tensor:
-        """Estimated bits of all latent grids (a scalar)."""
-        parameters = entropy_parameters(self.arch, params, grids, prior_log_scale)
+        """Estimated bits of grids ``finest … L-1`` (a scalar); the finer ones are held at
+        zero, flagged and not coded."""
+        parameters = entropy_parameters(self.arch, params, grids, prior_log_scale, finest)
         return sum(
             laplace_bits(grid, mu, log_scale).sum()
-            for grid, (mu, log_scale) in zip(grids, parameters, strict=True)
+            for grid, (mu, log_scale) in zip(grids[finest:], parameters, strict=True)
         )
 
 

@@ -47,7 +47,9 @@ def quantize_networks(
                     error = torch.mean((model.reconstruct(trial, grids) - target) ** 2)
                     cost = float(error) + fitted.lam * bits / pixel_count
                 else:
-                    bits += float(model.latent_bits(trial, grids, fitted.prior_log_scale))
+                    bits += float(
+                        model.latent_bits(trial, grids, fitted.prior_log_scale, fitted.zero_levels)
+                    )
                     cost = fitted.lam * bits / pixel_count
                 if best is None or cost < best[0]:
                     best = (cost, module)

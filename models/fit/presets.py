@@ -19,6 +19,16 @@ class Preset:
     name: str
     iterations: int
     arm_levels: int
+    zero_levels: int = 0
+    """Finest grids held at zero: not trained, flagged in the bitstream and not coded. Each
+    iteration skips their entropy model and gradients (1.75× faster on a Kodak image)."""
+    finest_grid_bpp: float | None = None
+    """When set, the finest grid is also dropped for images whose half-resolution version is
+    already good enough at this λ (see :func:`~inrstore.models.fit.finest_grid.zero_levels_for`);
+    the value is the rate in bits per pixel that grid is assumed to cost."""
+    reachable_mse: float = 0.0
+    """The MSE (pixels in [0, 1]) below which this preset's budget rarely gets on a whole
+    image; an image whose half-resolution version is already closer loses its finest grid."""
     crop_seconds: float | None = None
     """Time budget for a 256×256 image (None: iterations only); see :meth:`time_budget`."""
     learning_rate: float = 1e-2
@@ -52,14 +62,23 @@ PRESETS: dict[str, Preset] = {
         crop_seconds=26.0,
         learning_rate=2e-2,
         latent_learning_rate=0.4,
+        finest_grid_bpp=1.5,
+        reachable_mse=1.5e-3,
     ),
-    "default": Preset("default", iterations=3000, arm_levels=1, crop_seconds=114.0),
+    "default": Preset(
+        "default", iterations=3000, arm_levels=1, crop_seconds=114.0, finest_grid_bpp=1.5
+    ),
     "best": Preset("best", iterations=10000, arm_levels=2),
 }
 """``fast`` and ``default`` stop at their time budget on a CPU; ``best`` runs all its
 iterations (meant for a GPU, or for patience). ``fast`` gets only a few hundred iterations,
 so it learns twice as fast (on the kodim23 crop at quality 20 this gave +1 dB at +4% rate
-over the default rates)."""
+over the default rates), and it drops the finest grid of images whose half-resolution
+version is within reach of what it achieves anyway (error below 1.5e-3, i.e. above 28.2 dB,
+or below 1.5 λ). In 8 single runs on whole Kodak images (6 images, qualities 25/50/75) the
+rule picked whichever choice gave the lower D + λR; on the kodim23 crop it took the BD-rate
+against JPEG from +86.6% to +34.9% (see the README). ``default`` drops it by the λ test alone
+(on the crop: +9.7% → +4.4% against JPEG, where it dropped the grid at qualities 25 and 50)."""
 
 QUALITY_MIN, QUALITY_MAX = 0.0, 100.0
 DEFAULT_QUALITY = 50.0

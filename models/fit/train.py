@@ -20,6 +20,7 @@ import torch
 
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.fit.allocator import keep_freed_memory
+from inrstore.models.fit.finest_grid import zero_levels_for
 from inrstore.models.fit.image_model import ImageModel, init_parameters, to_unit
 from inrstore.models.fit.presets import Preset
 from inrstore.models.fit.rounding import noisy_soft_round, straight_through_round
@@ -49,6 +50,8 @@ class FittedImage:
     lam: float
     iterations: int
     seconds: float
+    zero_levels: int = 0
+    """The finest grids held at zero (see :attr:`Preset.zero_levels`)."""
 
 
 def fit_image(
@@ -69,13 +72,17 @@ def fit_image(
     torch.manual_seed(seed)
     keep_freed_memory()
     target = to_unit(pixels, torch_device)
+    zero_levels = zero_levels_for(preset, target, lam, arch.levels)
     model = ImageModel(arch, torch_device)
     params = {
         name: value.to(torch_device).requires_grad_()
         for name, value in init_parameters(arch, generator).items()
     }
+    shapes = arch.grid_shapes()
+    zeros = [torch.zeros(shape, device=torch_device) for shape in shapes[:zero_levels]]
     grids = [
-        torch.zeros(shape, device=torch_device, requires_grad=True) for shape in arch.grid_shapes()
+        torch.zeros(shape, device=torch_device, requires_grad=True)
+        for shape in shapes[zero_levels:]
     ]
     prior_log_scale = torch.zeros((), device=torch_device, requires_grad=True)
     optimizer = torch.optim.Adam(
@@ -91,10 +98,10 @@ def fit_image(
     while progress < 1.0:
         step = schedule(preset, progress)
         step.apply(optimizer)
-        quantized = [step.quantize(grid) for grid in grids]
+        quantized = zeros + [step.quantize(grid) for grid in grids]
         reconstruction = model.reconstruct(params, quantized)
         distortion = torch.mean((reconstruction - target) ** 2)
-        bits = model.latent_bits(params, quantized, prior_log_scale)
+        bits = model.latent_bits(params, quantized, prior_log_scale, zero_levels)
         loss = distortion + lam * bits / pixel_count
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -122,11 +129,12 @@ def fit_image(
     return FittedImage(
         arch=arch,
         params={name: value.detach().cpu() for name, value in params.items()},
-        grids=[grid.detach().cpu() for grid in grids],
+        grids=[grid.detach().cpu() for grid in zeros + grids],
         prior_log_scale=prior_log_scale.detach().cpu(),
         lam=lam,
         iterations=iteration,
         seconds=time.perf_counter() - start,
+        zero_levels=zero_levels,
     )
 
 

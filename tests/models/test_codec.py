@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from inrstore.models.codec import Crop, as_pixels, decode_image, encode_image
+from inrstore.models.codec import Crop, as_pixels, decode_image, encode_image, read_header
 from inrstore.models.metrics import psnr
 
 from .conftest import TINY_PRESET
@@ -90,3 +92,10 @@ def test_time_limit_stops_training_early(sample_pixels: np.ndarray) -> None:
     encode_image(sample_pixels[:16, :16], preset, time_limit=1.0, on_status=statuses.append)
     assert statuses[-1].iteration < 100_000 and statuses[-1].progress == 1.0
     assert statuses[-1].elapsed < 3.0
+
+
+def test_zero_levels_leave_the_finest_grid_uncoded(sample_pixels: np.ndarray) -> None:
+    preset = dataclasses.replace(TINY_PRESET, zero_levels=1)
+    data = encode_image(sample_pixels, preset)
+    assert read_header(data).zero_flags & 1
+    assert psnr(sample_pixels, decode_image(data)) > 18.0
