@@ -29,14 +29,22 @@ def iterations_per_second(
 ) -> float:
     """Iterations per second after ``warmup`` iterations, for one architecture, with the
     ``zero_levels`` finest grids held at zero."""
-    arch = image_architecture(*pixels.shape, arm_levels)
+    arch = image_architecture(*pixels.shape, arm_levels, zero_levels)
     stamps: dict[int, float] = {}
 
     def record(status: TrainingStatus) -> None:
         stamps[status.iteration] = time.perf_counter()
 
-    preset = Preset("speed", iterations + warmup, arm_levels, zero_levels=zero_levels)
-    fit_image(pixels, arch, preset, quality_to_lambda(50), on_status=record, status_every=1)
+    preset = Preset("speed", iterations + warmup, arm_levels)
+    fit_image(
+        pixels,
+        arch,
+        preset,
+        quality_to_lambda(50),
+        on_status=record,
+        status_every=1,
+        zero_levels=zero_levels,
+    )
     return iterations / (stamps[iterations + warmup] - stamps[warmup])
 
 

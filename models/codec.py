@@ -72,7 +72,8 @@ def encode_image(
     compresses the training schedule. ``on_status`` receives
     :class:`~inrstore.models.fit.train.TrainingStatus` updates.
     """
-    from inrstore.models.core.architecture import image_architecture
+    from inrstore.models.core.architecture import image_architecture, levels_for
+    from inrstore.models.fit.finest_grid import zero_levels_for
     from inrstore.models.fit.network_quantization import quantize_networks, round_latents
     from inrstore.models.fit.presets import preset as find_preset
     from inrstore.models.fit.presets import quality_to_lambda
@@ -82,7 +83,8 @@ def encode_image(
     chosen = find_preset(preset) if isinstance(preset, str) else preset
     lam = quality_to_lambda(quality)
     height, width, channels = pixels.shape
-    arch = image_architecture(height, width, channels, chosen.arm_levels)
+    zero_levels = zero_levels_for(chosen, pixels, lam, levels_for(height, width))
+    arch = image_architecture(height, width, channels, chosen.arm_levels, zero_levels)
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but no CUDA device is available")
     if time_limit is None:
@@ -96,6 +98,7 @@ def encode_image(
         time_limit=time_limit,
         seed=seed,
         on_status=on_status,
+        zero_levels=zero_levels,
     )
     modules, prior_index = quantize_networks(fitted, pixels)
     grids = [grid.numpy().astype(np.int64) for grid in round_latents(fitted.grids)]

@@ -100,9 +100,16 @@ COMPACT_WIDTHS = {"head_hidden": 16, "tail_hidden": 12, "aru_hidden": 8}
 the rate (≈0.2 bpp of a 256×256 image at the standard widths, ≈0.14 at these)."""
 
 
-def image_architecture(height: int, width: int, channels: int, arm_levels: int) -> Architecture:
+def image_architecture(
+    height: int, width: int, channels: int, arm_levels: int, zero_levels: int = 0
+) -> Architecture:
     """The architecture of one image: :func:`levels_for` its size, ``arm_levels`` clipped to
-    the grids below the coarsest, compact widths below :data:`COMPACT_BELOW_PIXELS` pixels."""
+    the grids below the coarsest, compact widths below :data:`COMPACT_BELOW_PIXELS` pixels.
+
+    When the ``zero_levels`` finest grids (held at zero, not coded) include every ARM grid,
+    the image has no ARM at all, so its weights are neither trained nor stored.
+    """
     levels = levels_for(height, width)
+    arm_levels = min(arm_levels, levels - 1) if arm_levels > zero_levels else 0
     widths = COMPACT_WIDTHS if height * width < COMPACT_BELOW_PIXELS else {}
-    return Architecture(height, width, channels, levels, min(arm_levels, levels - 1), **widths)
+    return Architecture(height, width, channels, levels, arm_levels, **widths)

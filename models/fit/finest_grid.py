@@ -8,10 +8,12 @@ the coarser grids (and on 1.75× more iterations without it).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from inrstore.models.core.upsample import interpolation_matrix
+from inrstore.models.fit.image_model import to_unit
 from inrstore.models.fit.presets import Preset
 
 
@@ -26,8 +28,9 @@ def half_resolution_mse(target: torch.Tensor) -> float:
     return float(torch.mean((rows @ half @ cols.T - target) ** 2))
 
 
-def zero_levels_for(preset: Preset, target: torch.Tensor, lam: float, levels: int) -> int:
-    """The number of finest grids to hold at zero for this image (at most ``levels - 1``).
+def zero_levels_for(preset: Preset, pixels: np.ndarray, lam: float, levels: int) -> int:
+    """The number of finest grids to hold at zero for ``pixels`` (``uint8 (H, W, C)``), at
+    most ``levels - 1``.
 
     With ``preset.finest_grid_bpp`` set, the finest grid is dropped when the distortion it
     could remove at most, :func:`half_resolution_mse`, is worth less than λ × the rate it
@@ -39,7 +42,7 @@ def zero_levels_for(preset: Preset, target: torch.Tensor, lam: float, levels: in
     if (
         rate is not None
         and levels > 1
-        and half_resolution_mse(target) < max(lam * rate, preset.reachable_mse)
+        and half_resolution_mse(to_unit(pixels)) < max(lam * rate, preset.reachable_mse)
     ):
         zero_levels = max(zero_levels, 1)
     return min(zero_levels, levels - 1)

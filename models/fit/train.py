@@ -20,7 +20,6 @@ import torch
 
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.fit.allocator import keep_freed_memory
-from inrstore.models.fit.finest_grid import zero_levels_for
 from inrstore.models.fit.image_model import ImageModel, init_parameters, to_unit
 from inrstore.models.fit.presets import Preset
 from inrstore.models.fit.rounding import noisy_soft_round, straight_through_round
@@ -65,14 +64,15 @@ def fit_image(
     seed: int = 0,
     on_status: Callable[[TrainingStatus], None] | None = None,
     status_every: int = 10,
+    zero_levels: int = 0,
 ) -> FittedImage:
-    """Train on ``pixels`` (``uint8 (H, W, C)``) and return the float model."""
+    """Train on ``pixels`` (``uint8 (H, W, C)``) and return the float model; the
+    ``zero_levels`` finest grids stay zero (see :mod:`~inrstore.models.fit.finest_grid`)."""
     torch_device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     keep_freed_memory()
     target = to_unit(pixels, torch_device)
-    zero_levels = zero_levels_for(preset, target, lam, arch.levels)
     model = ImageModel(arch, torch_device)
     params = {
         name: value.to(torch_device).requires_grad_()

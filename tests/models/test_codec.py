@@ -97,5 +97,8 @@ def test_time_limit_stops_training_early(sample_pixels: np.ndarray) -> None:
 def test_zero_levels_leave_the_finest_grid_uncoded(sample_pixels: np.ndarray) -> None:
     preset = dataclasses.replace(TINY_PRESET, zero_levels=1)
     data = encode_image(sample_pixels, preset)
-    assert read_header(data).zero_flags & 1
+    header = read_header(data)
+    assert header.zero_flags & 1
+    # The preset's only ARM grid is the dropped one: no ARM weights are stored.
+    assert header.arch.arm_levels == 0 and "arm" not in header.modules
     assert psnr(sample_pixels, decode_image(data)) > 18.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 
 from inrstore.models.fit.finest_grid import half_resolution_mse, zero_levels_for
@@ -24,8 +25,12 @@ def test_half_resolution_error_separates_smooth_from_detailed_images() -> None:
     assert half_resolution_mse(smooth) < 1e-4 < 0.02 < half_resolution_mse(noise)
 
 
+def _pixels(image: torch.Tensor) -> np.ndarray:
+    return (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+
+
 def test_finest_grid_is_dropped_only_when_its_bits_are_worth_more() -> None:
-    smooth, noise = _images()
+    smooth, noise = (_pixels(image) for image in _images())
     preset = dataclasses.replace(TINY_PRESET, finest_grid_bpp=1.0)
     assert zero_levels_for(preset, smooth, lam=1e-3, levels=4) == 1
     assert zero_levels_for(preset, noise, lam=1e-3, levels=4) == 0
