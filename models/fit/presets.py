@@ -31,6 +31,9 @@ class Preset:
     image; an image whose half-resolution version is already closer loses its finest grid."""
     crop_seconds: float | None = None
     """Time budget for a 256×256 image (None: iterations only); see :meth:`time_budget`."""
+    warm_start: bool = True
+    """Start the networks from weights trained offline on other images
+    (:mod:`~inrstore.models.fit.warm_start`) where a stored set fits the architecture."""
     learning_rate: float = 1e-2
     latent_learning_rate: float = 2e-1
     final_learning_rate: float = 1e-3

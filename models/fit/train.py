@@ -23,6 +23,7 @@ from inrstore.models.fit.allocator import keep_freed_memory
 from inrstore.models.fit.image_model import ImageModel, init_parameters, to_unit
 from inrstore.models.fit.presets import Preset
 from inrstore.models.fit.rounding import noisy_soft_round, straight_through_round
+from inrstore.models.fit.warm_start import warm_start_parameters
 
 
 @dataclass(frozen=True)
@@ -67,17 +68,19 @@ def fit_image(
     zero_levels: int = 0,
 ) -> FittedImage:
     """Train on ``pixels`` (``uint8 (H, W, C)``) and return the float model; the
-    ``zero_levels`` finest grids stay zero (see :mod:`~inrstore.models.fit.finest_grid`)."""
+    ``zero_levels`` finest grids stay zero (see :mod:`~inrstore.models.fit.finest_grid`).
+    Networks start from the stored weights of :mod:`~inrstore.models.fit.warm_start` when the
+    preset asks for them and a set fits ``arch``, from a seeded random draw otherwise."""
     torch_device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     keep_freed_memory()
     target = to_unit(pixels, torch_device)
     model = ImageModel(arch, torch_device)
-    params = {
-        name: value.to(torch_device).requires_grad_()
-        for name, value in init_parameters(arch, generator).items()
-    }
+    initial = init_parameters(arch, generator)
+    if preset.warm_start:
+        initial |= warm_start_parameters(arch, zero_levels)
+    params = {name: value.to(torch_device).requires_grad_() for name, value in initial.items()}
     shapes = arch.grid_shapes()
     zeros = [torch.zeros(shape, device=torch_device) for shape in shapes[:zero_levels]]
     grids = [

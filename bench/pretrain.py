@@ -1,0 +1,102 @@
+"""Rebuild the encoder's warm-start weights (:mod:`inrstore.models.fit.warm_start`).
+
+Usage: ``python -m inrstore.bench.pretrain CIFAR_FOLDER [--out models/fit/initial_weights.npz]
+[--report bench/results/pretrain.json]``. For each architecture the presets use on 256×256
+crops and on Kodak-sized (768×512) images, tiles equal-sized images of CIFAR_FOLDER (the
+CIFAR-10 test sample; never the Kodak images the benchmarks measure) into a mosaic of that
+size, trains the ``fast`` recipe on it for a fixed number of iterations at quality 50 and
+stores the trained networks. Each mosaic uses images the others do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from inrstore.bench.run import load_bench_images, write_report
+from inrstore.models.core.architecture import image_architecture
+from inrstore.models.fit.presets import preset, quality_to_lambda
+from inrstore.models.fit.train import fit_image
+from inrstore.models.fit.warm_start import WEIGHTS_PATH, save_sets
+
+
+@dataclass(frozen=True)
+class Target:
+    """One stored set: mosaic size, ARM grids, finest grids held at zero, iterations."""
+
+    height: int
+    width: int
+    arm_levels: int
+    zero_levels: int
+    iterations: int
+
+
+TARGETS = (
+    Target(256, 256, 0, 1, 1500),
+    Target(256, 256, 1, 0, 1500),
+    Target(512, 768, 0, 0, 800),
+    Target(512, 768, 1, 0, 800),
+)
+"""``fast`` on crops drops the finest grid; ``default`` keeps it (with its ARM grid) at high
+qualities; on whole images both usually keep it."""
+
+QUALITY = 50.0
+
+
+def mosaic(tiles: list[np.ndarray], height: int, width: int) -> np.ndarray:
+    """Tile equal-sized ``(h, w, 3)`` images row by row into ``(height, width, 3)``; needs
+    ``ceil(height/h) × ceil(width/w)`` tiles, the last row and column cropped."""
+    tile_height, tile_width = tiles[0].shape[:2]
+    rows, cols = math.ceil(height / tile_height), math.ceil(width / tile_width)
+    if len(tiles) < rows * cols:
+        raise ValueError(f"a {height}×{width} mosaic needs {rows * cols} tiles, {len(tiles)} given")
+    lines = [np.concatenate(tiles[r * cols : (r + 1) * cols], axis=1) for r in range(rows)]
+    return np.ascontiguousarray(np.concatenate(lines, axis=0)[:height, :width])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--out", type=Path, default=WEIGHTS_PATH)
+    parser.add_argument("--report", type=Path, default=Path("bench/results/pretrain.json"))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    images, _ = load_bench_images(args.folder)
+    tile_shape = images[0].pixels.shape
+    tiles = [image.pixels for image in images if image.pixels.shape == tile_shape]
+    fast = dataclasses.replace(preset("fast"), crop_seconds=None, warm_start=False)
+    sets, rows, used = [], [], 0
+    for target in TARGETS:
+        count = math.ceil(target.height / tile_shape[0]) * math.ceil(target.width / tile_shape[1])
+        pixels = mosaic(tiles[used : used + count], target.height, target.width)
+        used += count
+        arch = image_architecture(*pixels.shape, target.arm_levels, target.zero_levels)
+        recipe = dataclasses.replace(fast, iterations=target.iterations, arm_levels=arch.arm_levels)
+        start = time.perf_counter()
+        fitted = fit_image(
+            pixels, arch, recipe, quality_to_lambda(QUALITY), zero_levels=target.zero_levels
+        )
+        seconds = time.perf_counter() - start
+        sets.append((fitted.params, target.zero_levels))
+        rows.append(dataclasses.asdict(target) | {"tiles": count, "seconds": seconds})
+        print(f"{target}: {seconds:.0f} s", flush=True)
+    save_sets(sets, args.out)
+    report = {
+        "source": str(args.folder),
+        "quality": QUALITY,
+        "threads": args.threads,
+        "sets": rows,
+    }
+    write_report(args.report, report)
+
+
+if __name__ == "__main__":
+    main()

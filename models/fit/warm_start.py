@@ -1,0 +1,70 @@
+"""Initial network weights learned offline: the encoder's warm start.
+
+A few hundred iterations (the ``fast`` preset on a CPU) barely move randomly initialised
+networks, so the synthesis and the entropy model stay far from what natural images need.
+Starting from weights trained on other images (mosaics of CIFAR-10 test images, never Kodak;
+``python -m inrstore.bench.pretrain`` rebuilds them) lets every iteration go to this image.
+
+Only the encoder reads these weights: the bitstream codes the trained weights in full, so the
+decoder and the format do not depend on them. They are stored as float32 arrays in a NumPy
+``.npz`` read with ``allow_pickle=False``; each *set* is keyed ``"<set>/<parameter name>"``
+plus ``"<set>/zero_levels"`` (the finest grids held at zero when it was trained).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from inrstore.models.core.architecture import Architecture
+
+WEIGHTS_PATH = Path(__file__).with_name("initial_weights.npz")
+
+ZERO_LEVELS_KEY = "zero_levels"
+
+
+@functools.cache
+def stored_sets(path: Path = WEIGHTS_PATH) -> tuple[dict[str, np.ndarray], ...]:
+    """The weight sets in ``path``, in file order (none when the file is absent)."""
+    if not path.exists():
+        return ()
+    sets: dict[str, dict[str, np.ndarray]] = {}
+    with np.load(path, allow_pickle=False) as archive:
+        for key in archive.files:
+            set_name, name = key.split("/", 1)
+            sets.setdefault(set_name, {})[name] = archive[key]
+    return tuple(sets.values())
+
+
+def warm_start_parameters(
+    arch: Architecture, zero_levels: int, path: Path = WEIGHTS_PATH
+) -> dict[str, torch.Tensor]:
+    """Stored weights for every parameter of ``arch``, or ``{}`` when no stored set has
+    exactly its parameter names and shapes. Among matching sets, the one trained with the
+    same ``zero_levels`` wins, then the first."""
+    shapes = arch.parameter_shapes()
+    matching = [
+        weights
+        for weights in stored_sets(path)
+        if set(weights) - {ZERO_LEVELS_KEY} == set(shapes)
+        and all(weights[name].shape == shape for name, shape in shapes.items())
+    ]
+    if not matching:
+        return {}
+    same_levels = [w for w in matching if int(w[ZERO_LEVELS_KEY]) == zero_levels]
+    chosen = (same_levels or matching)[0]
+    return {name: torch.from_numpy(chosen[name].astype(np.float32)) for name in shapes}
+
+
+def save_sets(sets: list[tuple[dict[str, torch.Tensor], int]], path: Path) -> None:
+    """Write ``(parameters, zero_levels)`` sets to ``path`` in the layout
+    :func:`stored_sets` reads."""
+    arrays: dict[str, np.ndarray] = {}
+    for index, (params, zero_levels) in enumerate(sets):
+        for name, value in params.items():
+            arrays[f"{index}/{name}"] = value.detach().cpu().numpy().astype(np.float32)
+        arrays[f"{index}/{ZERO_LEVELS_KEY}"] = np.array(zero_levels, dtype=np.int64)
+    np.savez(path, **arrays)

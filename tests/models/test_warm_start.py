@@ -1,0 +1,89 @@
+"""Warm-start weights: shipped for the presets' architectures, matched exactly, used by the
+trainer only when the preset asks."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from inrstore.models.core.architecture import image_architecture
+from inrstore.models.fit.image_model import init_parameters
+from inrstore.models.fit.presets import Preset
+from inrstore.models.fit.train import fit_image
+from inrstore.models.fit.warm_start import save_sets, stored_sets, warm_start_parameters
+
+SHIPPED_ARCHITECTURES = [
+    # (height, width, arm_levels, zero_levels): crops and Kodak images, both orientations.
+    (256, 256, 0, 1),
+    (256, 256, 1, 0),
+    (512, 768, 0, 0),
+    (768, 512, 0, 1),
+    (512, 768, 1, 0),
+]
+
+
+def test_the_package_ships_weight_sets() -> None:
+    assert len(stored_sets()) >= 4
+
+
+@pytest.mark.parametrize(("height", "width", "arm_levels", "zero_levels"), SHIPPED_ARCHITECTURES)
+def test_shipped_sets_cover_the_presets_architectures(
+    height: int, width: int, arm_levels: int, zero_levels: int
+) -> None:
+    arch = image_architecture(height, width, 3, arm_levels, zero_levels)
+    weights = warm_start_parameters(arch, zero_levels)
+    shapes = arch.parameter_shapes()
+    assert set(weights) == set(shapes)
+    for name, shape in shapes.items():
+        assert weights[name].shape == shape and weights[name].dtype == torch.float32
+        assert torch.isfinite(weights[name]).all()
+    # Trained, not the random draw: the synthesis moved away from its initialisation.
+    random = init_parameters(arch, torch.Generator().manual_seed(0))
+    assert not torch.equal(weights["syn.head.w0"], random["syn.head.w0"])
+
+
+def test_architectures_without_a_set_get_none() -> None:
+    small = image_architecture(32, 32, 3, 0)
+    grey = image_architecture(256, 256, 1, 0, 1)
+    assert warm_start_parameters(small, 0) == {}
+    assert warm_start_parameters(grey, 1) == {}
+
+
+def _random_set(arch, seed: int) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return {n: torch.randn(s, generator=generator) for n, s in arch.parameter_shapes().items()}
+
+
+def test_sets_round_trip_and_the_same_zero_levels_win(tmp_path: Path) -> None:
+    arch = image_architecture(64, 64, 3, 0)
+    first, second = _random_set(arch, 1), _random_set(arch, 2)
+    other = _random_set(image_architecture(64, 64, 3, 1), 3)
+    path = tmp_path / "weights.npz"
+    save_sets([(other, 0), (first, 0), (second, 1)], path)
+    with np.load(path, allow_pickle=False) as archive:
+        assert "0/zero_levels" in archive.files
+    for zero_levels, expected in ((0, first), (1, second), (2, first)):
+        chosen = warm_start_parameters(arch, zero_levels, path)
+        assert all(torch.equal(chosen[name], value) for name, value in expected.items())
+    assert warm_start_parameters(arch, 0, tmp_path / "absent.npz") == {}
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_training_starts_from_the_stored_set_when_asked(warm: bool) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    arch = image_architecture(256, 256, 3, 0, 1)
+    frozen = Preset("frozen", iterations=1, arm_levels=0, learning_rate=0.0)
+    frozen = dataclasses.replace(
+        frozen, latent_learning_rate=0.0, final_learning_rate=0.0, warm_start=warm
+    )
+    fitted = fit_image(pixels, arch, frozen, 1e-3, zero_levels=1)
+    expected = (
+        warm_start_parameters(arch, 1)
+        if warm
+        else init_parameters(arch, torch.Generator().manual_seed(0))
+    )
+    assert all(torch.equal(fitted.params[name], value) for name, value in expected.items())
