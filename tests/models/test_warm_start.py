@@ -3,7 +3,6 @@ trainer only when the preset asks."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -76,9 +75,14 @@ def test_sets_round_trip_and_the_same_zero_levels_win(tmp_path: Path) -> None:
 def test_training_starts_from_the_stored_set_when_asked(warm: bool) -> None:
     pixels = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
     arch = image_architecture(256, 256, 3, 0, 1)
-    frozen = Preset("frozen", iterations=1, arm_levels=0, learning_rate=0.0)
-    frozen = dataclasses.replace(
-        frozen, latent_learning_rate=0.0, final_learning_rate=0.0, warm_start=warm
+    frozen = Preset(
+        "frozen",
+        iterations=1,
+        arm_levels=0,
+        warm_start=warm,
+        learning_rate=0.0,
+        latent_learning_rate=0.0,
+        final_learning_rate=0.0,
     )
     fitted = fit_image(pixels, arch, frozen, 1e-3, zero_levels=1)
     expected = (
