@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from inrstore.models.core.upsample import interpolation_matrix
-from inrstore.models.fit.image_model import to_unit
+from inrstore.models.fit.image_model import half_resolution, to_unit
 from inrstore.models.fit.presets import Preset
 
 
@@ -22,7 +21,7 @@ def half_resolution_mse(target: torch.Tensor) -> float:
     back with the decoder's bicubic taps: roughly what an image coded without its finest grid
     loses, before the synthesis sharpens it."""
     _, height, width = target.shape
-    half = F.avg_pool2d(target[None], 2, ceil_mode=True)[0]
+    half = half_resolution(target)
     rows = interpolation_matrix(height, half.shape[1], 1, target.device)
     cols = interpolation_matrix(width, half.shape[2], 1, target.device)
     return float(torch.mean((rows @ half @ cols.T - target) ** 2))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.entropy_model import entropy_parameters
@@ -22,6 +23,12 @@ def to_unit(pixels: np.ndarray, device: str | torch.device = "cpu") -> torch.Ten
     return torch.from_numpy(planes).to(device)
 
 
+def half_resolution(target: torch.Tensor) -> torch.Tensor:
+    """``(C, H, W)`` → ``(C, ceil(H/2), ceil(W/2))``: the mean of each 2×2 block (a block cut
+    by the border averages the pixels it has)."""
+    return F.avg_pool2d(target[None], 2, ceil_mode=True)[0]
+
+
 @dataclass
 class ImageModel:
     """Evaluates an architecture at scale 1 over the whole image (the training view)."""
@@ -32,6 +39,15 @@ class ImageModel:
     def reconstruct(self, params: Params, grids: list[torch.Tensor]) -> torch.Tensor:
         """Image ``(C, H, W)`` in [0, 1] units, not clamped."""
         latents = upsample_full(grids, self.arch.height, self.arch.width)
+        return synthesize(self.arch.synthesis, params, latents)
+
+    def reconstruct_half(self, params: Params, grids: list[torch.Tensor]) -> torch.Tensor:
+        """The image at half resolution, ``(C, ceil(H/2), ceil(W/2))``, not clamped: grids 1
+        and up sampled at the centres of the 2×2 pixel blocks (grid 1's cells), the finest
+        grid's plane zero. ``grids[0]`` is not read."""
+        coarse = grids[1:]
+        latents = upsample_full(coarse, *coarse[0].shape)
+        latents = torch.cat([torch.zeros_like(latents[:1]), latents])
         return synthesize(self.arch.synthesis, params, latents)
 
     def latent_bits(

@@ -6,6 +6,10 @@ annealed from ``temperature_start`` to ``temperature_end``. Phase 2 (the last
 Loss: MSE (pixels in [0, 1]) + λ · estimated bpp of the latents. Progress is
 ``max(iteration / iterations, elapsed / time_limit)``, so a time limit compresses the
 schedule instead of cutting it off.
+
+The first ``half_resolution_share`` of the progress trains on the image's half-resolution
+version (2×2 block means) with the grids from level 1 up: the same loss per half-resolution
+pixel, for about a quarter of the cost of an iteration (see :class:`Preset`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,12 @@ import torch
 
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.fit.allocator import keep_freed_memory
-from inrstore.models.fit.image_model import ImageModel, init_parameters, to_unit
+from inrstore.models.fit.image_model import (
+    ImageModel,
+    half_resolution,
+    init_parameters,
+    to_unit,
+)
 from inrstore.models.fit.presets import Preset
 from inrstore.models.fit.rounding import noisy_soft_round, straight_through_round
 from inrstore.models.fit.warm_start import warm_start_parameters
@@ -28,7 +37,8 @@ from inrstore.models.fit.warm_start import warm_start_parameters
 
 @dataclass(frozen=True)
 class TrainingStatus:
-    """Shown by progress bars. PSNR in dB and bpp (latents only) of the current iterate."""
+    """Shown by progress bars. PSNR in dB and bpp (latents only) of the current iterate; in
+    the half-resolution phase, of the half-resolution image."""
 
     iteration: int
     iterations: int
@@ -69,8 +79,9 @@ def fit_image(
 ) -> FittedImage:
     """Train on ``pixels`` (``uint8 (H, W, C)``) and return the float model; the
     ``zero_levels`` finest grids stay zero (see :mod:`~inrstore.models.fit.finest_grid`).
-    Networks start from the stored weights of :mod:`~inrstore.models.fit.warm_start` when the
-    preset asks for them and a set fits ``arch``, from a seeded random draw otherwise."""
+    Networks start from the stored weights of :mod:`~inrstore.models.fit.warm_start` (the set
+    nearest ``lam``, trained at :attr:`Preset.warm_learning_rate`) when the preset asks for
+    them and a set fits ``arch``, from a seeded random draw otherwise."""
     torch_device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -78,8 +89,11 @@ def fit_image(
     target = to_unit(pixels, torch_device)
     model = ImageModel(arch, torch_device)
     initial = init_parameters(arch, generator)
-    if preset.warm_start:
-        initial |= warm_start_parameters(arch, zero_levels)
+    warm = warm_start_parameters(arch, zero_levels, lam) if preset.warm_start else {}
+    initial |= warm
+    network_rate = preset.learning_rate
+    if warm and preset.warm_learning_rate is not None:
+        network_rate = preset.warm_learning_rate
     params = {name: value.to(torch_device).requires_grad_() for name, value in initial.items()}
     shapes = arch.grid_shapes()
     zeros = [torch.zeros(shape, device=torch_device) for shape in shapes[:zero_levels]]
@@ -90,21 +104,35 @@ def fit_image(
     prior_log_scale = torch.zeros((), device=torch_device, requires_grad=True)
     optimizer = torch.optim.Adam(
         [
-            {"params": [*params.values(), prior_log_scale], "base": preset.learning_rate},
+            {"params": [*params.values(), prior_log_scale], "base": network_rate},
             {"params": grids, "base": preset.latent_learning_rate},
         ]
     )
-    pixel_count = arch.height * arch.width
+    half_share = preset.half_resolution_share if arch.levels > 1 else 0.0
+    half_target = half_resolution(target) if half_share > 0 else target
     start = time.perf_counter()
     iteration = 0
     progress = 0.0
     while progress < 1.0:
         step = schedule(preset, progress)
         step.apply(optimizer)
-        quantized = zeros + [step.quantize(grid) for grid in grids]
-        reconstruction = model.reconstruct(params, quantized)
-        distortion = torch.mean((reconstruction - target) ** 2)
-        bits = model.latent_bits(params, quantized, prior_log_scale, zero_levels)
+        half = progress < half_share
+        # Held-at-zero grids stay as they are; at half resolution so does the finest grid,
+        # which is not read.
+        unquantized = max(zero_levels, 1 if half else 0)
+        quantized = [
+            grid if level < unquantized else step.quantize(grid)
+            for level, grid in enumerate(zeros + grids)
+        ]
+        if half:
+            reconstruction = model.reconstruct_half(params, quantized)
+            phase_target, finest = half_target, max(1, zero_levels)
+        else:
+            reconstruction = model.reconstruct(params, quantized)
+            phase_target, finest = target, zero_levels
+        distortion = torch.mean((reconstruction - phase_target) ** 2)
+        bits = model.latent_bits(params, quantized, prior_log_scale, finest)
+        pixel_count = phase_target.shape[1] * phase_target.shape[2]
         loss = distortion + lam * bits / pixel_count
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

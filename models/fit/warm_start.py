@@ -8,12 +8,15 @@ Starting from weights trained on other images (mosaics of CIFAR-10 test images, 
 Only the encoder reads these weights: the bitstream codes the trained weights in full, so the
 decoder and the format do not depend on them. They are stored as float32 arrays in a NumPy
 ``.npz`` read with ``allow_pickle=False``; each *set* is keyed ``"<set>/<parameter name>"``
-plus ``"<set>/zero_levels"`` (the finest grids held at zero when it was trained).
+plus ``"<set>/zero_levels"`` (the finest grids held at zero when it was trained) and
+``"<set>/lambda"`` (the rate weight λ it was trained at: a network trained for 0.3 bpp is a
+worse start for 1.5 bpp than one trained near that rate).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,9 @@ from inrstore.models.core.architecture import Architecture
 WEIGHTS_PATH = Path(__file__).with_name("initial_weights.npz")
 
 ZERO_LEVELS_KEY = "zero_levels"
+LAMBDA_KEY = "lambda"
+SETTING_KEYS = {ZERO_LEVELS_KEY, LAMBDA_KEY}
+"""Keys of a set that describe how it was trained rather than a parameter."""
 
 
 @functools.cache
@@ -40,31 +46,36 @@ def stored_sets(path: Path = WEIGHTS_PATH) -> tuple[dict[str, np.ndarray], ...]:
 
 
 def warm_start_parameters(
-    arch: Architecture, zero_levels: int, path: Path = WEIGHTS_PATH
+    arch: Architecture, zero_levels: int, lam: float, path: Path = WEIGHTS_PATH
 ) -> dict[str, torch.Tensor]:
     """Stored weights for every parameter of ``arch``, or ``{}`` when no stored set has
-    exactly its parameter names and shapes. Among matching sets, the one trained with the
-    same ``zero_levels`` wins, then the first."""
+    exactly its parameter names and shapes. Among matching sets, those trained with the same
+    ``zero_levels`` win; among them, the one whose λ is closest to ``lam`` on a log scale
+    (then the first)."""
     shapes = arch.parameter_shapes()
     matching = [
         weights
         for weights in stored_sets(path)
-        if set(weights) - {ZERO_LEVELS_KEY} == set(shapes)
+        if set(weights) - SETTING_KEYS == set(shapes)
         and all(weights[name].shape == shape for name, shape in shapes.items())
     ]
     if not matching:
         return {}
     same_levels = [w for w in matching if int(w[ZERO_LEVELS_KEY]) == zero_levels]
-    chosen = (same_levels or matching)[0]
+    chosen = min(
+        same_levels or matching,
+        key=lambda weights: abs(math.log(float(weights[LAMBDA_KEY]) / lam)),
+    )
     return {name: torch.from_numpy(chosen[name].astype(np.float32)) for name in shapes}
 
 
-def save_sets(sets: list[tuple[dict[str, torch.Tensor], int]], path: Path) -> None:
-    """Write ``(parameters, zero_levels)`` sets to ``path`` in the layout
+def save_sets(sets: list[tuple[dict[str, torch.Tensor], int, float]], path: Path) -> None:
+    """Write ``(parameters, zero_levels, λ)`` sets to ``path`` in the layout
     :func:`stored_sets` reads."""
     arrays: dict[str, np.ndarray] = {}
-    for index, (params, zero_levels) in enumerate(sets):
+    for index, (params, zero_levels, lam) in enumerate(sets):
         for name, value in params.items():
             arrays[f"{index}/{name}"] = value.detach().cpu().numpy().astype(np.float32)
         arrays[f"{index}/{ZERO_LEVELS_KEY}"] = np.array(zero_levels, dtype=np.int64)
+        arrays[f"{index}/{LAMBDA_KEY}"] = np.array(lam, dtype=np.float64)
     np.savez(path, **arrays)

@@ -25,8 +25,11 @@ SHIPPED_ARCHITECTURES = [
 ]
 
 
-def test_the_package_ships_weight_sets() -> None:
-    assert len(stored_sets()) >= 4
+def test_the_package_ships_weight_sets_for_several_rates() -> None:
+    sets = stored_sets()
+    assert len(sets) >= 4
+    assert all({"zero_levels", "lambda"} <= set(weights) for weights in sets)
+    assert len({float(weights["lambda"]) for weights in sets}) >= 3
 
 
 @pytest.mark.parametrize(("height", "width", "arm_levels", "zero_levels"), SHIPPED_ARCHITECTURES)
@@ -34,7 +37,7 @@ def test_shipped_sets_cover_the_presets_architectures(
     height: int, width: int, arm_levels: int, zero_levels: int
 ) -> None:
     arch = image_architecture(height, width, 3, arm_levels, zero_levels)
-    weights = warm_start_parameters(arch, zero_levels)
+    weights = warm_start_parameters(arch, zero_levels, 1e-3)
     shapes = arch.parameter_shapes()
     assert set(weights) == set(shapes)
     for name, shape in shapes.items():
@@ -43,13 +46,16 @@ def test_shipped_sets_cover_the_presets_architectures(
     # Trained, not the random draw: the synthesis moved away from its initialisation.
     random = init_parameters(arch, torch.Generator().manual_seed(0))
     assert not torch.equal(weights["syn.head.w0"], random["syn.head.w0"])
+    # Low and high rates start from different sets.
+    high_rate = warm_start_parameters(arch, zero_levels, 3e-5)
+    assert not torch.equal(weights["syn.head.w0"], high_rate["syn.head.w0"])
 
 
 def test_architectures_without_a_set_get_none() -> None:
     small = image_architecture(32, 32, 3, 0)
     grey = image_architecture(256, 256, 1, 0, 1)
-    assert warm_start_parameters(small, 0) == {}
-    assert warm_start_parameters(grey, 1) == {}
+    assert warm_start_parameters(small, 0, 1e-3) == {}
+    assert warm_start_parameters(grey, 1, 1e-3) == {}
 
 
 def _random_set(arch, seed: int) -> dict[str, torch.Tensor]:
@@ -57,18 +63,33 @@ def _random_set(arch, seed: int) -> dict[str, torch.Tensor]:
     return {n: torch.randn(s, generator=generator) for n, s in arch.parameter_shapes().items()}
 
 
+def _assert_same(chosen: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    assert set(chosen) == set(expected)
+    assert all(torch.equal(chosen[name], value) for name, value in expected.items())
+
+
 def test_sets_round_trip_and_the_same_zero_levels_win(tmp_path: Path) -> None:
     arch = image_architecture(64, 64, 3, 0)
     first, second = _random_set(arch, 1), _random_set(arch, 2)
     other = _random_set(image_architecture(64, 64, 3, 1), 3)
     path = tmp_path / "weights.npz"
-    save_sets([(other, 0), (first, 0), (second, 1)], path)
+    save_sets([(other, 0, 1e-3), (first, 0, 1e-3), (second, 1, 1e-3)], path)
     with np.load(path, allow_pickle=False) as archive:
-        assert "0/zero_levels" in archive.files
+        assert {"0/zero_levels", "0/lambda"} <= set(archive.files)
     for zero_levels, expected in ((0, first), (1, second), (2, first)):
-        chosen = warm_start_parameters(arch, zero_levels, path)
-        assert all(torch.equal(chosen[name], value) for name, value in expected.items())
-    assert warm_start_parameters(arch, 0, tmp_path / "absent.npz") == {}
+        _assert_same(warm_start_parameters(arch, zero_levels, 1e-3, path), expected)
+    assert warm_start_parameters(arch, 0, 1e-3, tmp_path / "absent.npz") == {}
+
+
+def test_the_set_nearest_in_log_lambda_wins(tmp_path: Path) -> None:
+    arch = image_architecture(64, 64, 3, 0)
+    low, middle, high = (_random_set(arch, seed) for seed in (1, 2, 3))
+    path = tmp_path / "weights.npz"
+    save_sets([(middle, 0, 1e-3), (low, 0, 1e-4), (high, 0, 1e-2), (low, 1, 2e-3)], path)
+    for lam, expected in ((3e-5, low), (2.9e-4, low), (3.5e-4, middle), (4e-3, high)):
+        _assert_same(warm_start_parameters(arch, 0, lam, path), expected)
+    # The same zero levels come before a closer λ.
+    _assert_same(warm_start_parameters(arch, 0, 2e-3, path), middle)
 
 
 @pytest.mark.parametrize("warm", [True, False])
@@ -86,8 +107,27 @@ def test_training_starts_from_the_stored_set_when_asked(warm: bool) -> None:
     )
     fitted = fit_image(pixels, arch, frozen, 1e-3, zero_levels=1)
     expected = (
-        warm_start_parameters(arch, 1)
+        warm_start_parameters(arch, 1, 1e-3)
         if warm
         else init_parameters(arch, torch.Generator().manual_seed(0))
     )
     assert all(torch.equal(fitted.params[name], value) for name, value in expected.items())
+
+
+@pytest.mark.parametrize("warm_learning_rate", [0.0, None])
+def test_warm_started_networks_learn_at_their_own_rate(warm_learning_rate: float | None) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    arch = image_architecture(256, 256, 3, 0, 1)
+    recipe = Preset(
+        "warm-rate",
+        iterations=1,
+        arm_levels=0,
+        learning_rate=0.5,
+        warm_learning_rate=warm_learning_rate,
+        latent_learning_rate=0.0,
+        final_learning_rate=0.0,
+    )
+    fitted = fit_image(pixels, arch, recipe, 1e-3, zero_levels=1)
+    stored = warm_start_parameters(arch, 1, 1e-3)
+    unchanged = torch.equal(fitted.params["syn.head.w0"], stored["syn.head.w0"])
+    assert unchanged == (warm_learning_rate == 0.0)
