@@ -36,18 +36,18 @@ class ImageModel:
     arch: Architecture
     device: torch.device
 
-    def reconstruct(self, params: Params, grids: list[torch.Tensor]) -> torch.Tensor:
-        """Image ``(C, H, W)`` in [0, 1] units, not clamped."""
-        latents = upsample_full(grids, self.arch.height, self.arch.width)
-        return synthesize(self.arch.synthesis, params, latents)
-
-    def reconstruct_half(self, params: Params, grids: list[torch.Tensor]) -> torch.Tensor:
-        """The image at half resolution, ``(C, ceil(H/2), ceil(W/2))``, not clamped: grids 1
-        and up sampled at the centres of the 2×2 pixel blocks (grid 1's cells), the finest
-        grid's plane zero. ``grids[0]`` is not read."""
-        coarse = grids[1:]
-        latents = upsample_full(coarse, *coarse[0].shape)
-        latents = torch.cat([torch.zeros_like(latents[:1]), latents])
+    def reconstruct(
+        self, params: Params, grids: list[torch.Tensor], coarser: int = 0
+    ) -> torch.Tensor:
+        """Image ``(C, H, W)`` in [0, 1] units, not clamped; or, ``coarser`` = n > 0, the
+        image at scale 2**-n, ``(C, h_n, w_n)`` (grid n's shape), from the grids n and up
+        sampled at the centres of its cells (of 2**n × 2**n pixel blocks), the planes of the
+        n finest grids zero. ``grids[:n]`` are not read."""
+        used = grids[coarser:]
+        latents = upsample_full(used, *used[0].shape)
+        if coarser:
+            skipped = latents.new_zeros((coarser, *latents.shape[1:]))
+            latents = torch.cat([skipped, latents])
         return synthesize(self.arch.synthesis, params, latents)
 
     def latent_bits(

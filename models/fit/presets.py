@@ -43,12 +43,14 @@ class Preset:
     ``learning_rate``)."""
     latent_learning_rate: float = 2e-1
     final_learning_rate: float = 1e-3
-    half_resolution_share: float = 0.0
-    """Share of the progress (see :func:`~inrstore.models.fit.train.fit_image`) trained first
-    on the image's half-resolution version, with the grids from level 1 up: an iteration
-    there costs about a quarter, so the coarse grids and the networks take shape in several
-    times more iterations before the full-resolution phase refines them and trains the
-    finest grid."""
+    coarse_phases: tuple[float, ...] = ()
+    """Progress (see :func:`~inrstore.models.fit.train.fit_image`) at which training leaves
+    each coarser scale, ascending: ``(0.3,)`` trains on the half-resolution image (2×2 block
+    means, grids from level 1 up) until 30% of the progress, ``(0.15, 0.3)`` on the
+    quarter-resolution one until 15%, then at half resolution until 30%. An iteration at
+    scale 2**-n costs about 4**-n, so the coarse grids and the networks take shape in many
+    more iterations before the full-resolution phase refines them and trains the finest
+    grid."""
     hard_fraction: float = 0.1
     """Share of the iterations trained with hard rounding (straight-through) at the end."""
     temperature_start: float = 0.5
@@ -80,7 +82,7 @@ PRESETS: dict[str, Preset] = {
         latent_learning_rate=0.4,
         finest_grid_bpp=1.5,
         reachable_mse=1.5e-3,
-        half_resolution_share=0.3,
+        coarse_phases=(0.3,),
     ),
     "default": Preset(
         "default", iterations=10000, arm_levels=1, crop_seconds=114.0, finest_grid_bpp=1.5
@@ -102,9 +104,11 @@ against JPEG from +86.6% to +34.9% (see the README). ``default`` drops it by the
 
 ``fast`` spends the first 30% of its budget at half resolution. On whole Kodak images at
 quality 50 (single runs, one thread each, two at a time, a 93 s budget) D + λR fell by 15%
-(kodim23), 9% (kodim05) and 6% (kodim01, share 0.3 or 0.5); a share of 0.7 left kodim05 too
-few full-resolution iterations (D + λR +53%). On the 256×256 crop, where ``fast`` already
-gets about a thousand iterations, it gained 2%, and ``default`` (kodim05, 234 s; the crop)
+(kodim23), 9% (kodim05) and 6% (kodim01, share 0.3 or 0.5), and on kodim05 by 5% at
+quality 25 and 9% at quality 75; a share of 0.7 left kodim05 too few full-resolution
+iterations (D + λR +53%), and a quarter-resolution phase before it (to 10% or 15%) changed
+kodim05 by under 1% and kodim23 by −4%. On the 256×256 crop, where ``fast`` already gets
+about a thousand iterations, it gained 2%, and ``default`` (kodim05, 234 s; the crop)
 changed by under 1%, so ``default`` keeps the full resolution throughout. The
 iteration caps (``fast`` 2000, ``default`` 10 000) are high enough that the time budget
 decides on a 256×256 image too (``default`` used to reach its old cap of 3000 in about 100 s

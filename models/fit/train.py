@@ -7,9 +7,10 @@ Loss: MSE (pixels in [0, 1]) + λ · estimated bpp of the latents. Progress is
 ``max(iteration / iterations, elapsed / time_limit)``, so a time limit compresses the
 schedule instead of cutting it off.
 
-The first ``half_resolution_share`` of the progress trains on the image's half-resolution
-version (2×2 block means) with the grids from level 1 up: the same loss per half-resolution
-pixel, for about a quarter of the cost of an iteration (see :class:`Preset`).
+Training may start at coarser scales (:attr:`Preset.coarse_phases`): at scale 2**-n the
+target is the image averaged over 2**n × 2**n blocks, the model uses the grids from level n
+up, and the loss is the same per pixel of that scale, for about 4**-n of the cost of an
+iteration.
 """
 
 from __future__ import annotations
@@ -108,28 +109,26 @@ def fit_image(
             {"params": grids, "base": preset.latent_learning_rate},
         ]
     )
-    half_share = preset.half_resolution_share if arch.levels > 1 else 0.0
-    half_target = half_resolution(target) if half_share > 0 else target
+    # Progress at which training leaves each coarser scale, and the targets at every scale.
+    boundaries = preset.coarse_phases[-(arch.levels - 1) :] if arch.levels > 1 else ()
+    targets = [target]
+    for _ in boundaries:
+        targets.append(half_resolution(targets[-1]))
     start = time.perf_counter()
     iteration = 0
     progress = 0.0
     while progress < 1.0:
         step = schedule(preset, progress)
         step.apply(optimizer)
-        half = progress < half_share
-        # Held-at-zero grids stay as they are; at half resolution so does the finest grid,
-        # which is not read.
-        unquantized = max(zero_levels, 1 if half else 0)
+        coarser = sum(progress < boundary for boundary in boundaries)
+        # Grids held at zero stay as they are; so do the grids finer than the scale, unread.
+        unquantized = max(zero_levels, coarser)
         quantized = [
             grid if level < unquantized else step.quantize(grid)
             for level, grid in enumerate(zeros + grids)
         ]
-        if half:
-            reconstruction = model.reconstruct_half(params, quantized)
-            phase_target, finest = half_target, max(1, zero_levels)
-        else:
-            reconstruction = model.reconstruct(params, quantized)
-            phase_target, finest = target, zero_levels
+        reconstruction = model.reconstruct(params, quantized, coarser)
+        phase_target, finest = targets[coarser], max(coarser, zero_levels)
         distortion = torch.mean((reconstruction - phase_target) ** 2)
         bits = model.latent_bits(params, quantized, prior_log_scale, finest)
         pixel_count = phase_target.shape[1] * phase_target.shape[2]
