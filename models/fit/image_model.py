@@ -31,7 +31,8 @@ def half_resolution(target: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class ImageModel:
-    """Evaluates an architecture at scale 1 over the whole image (the training view)."""
+    """Evaluates an architecture over the whole image at scale 1, or at a coarser power of
+    two (the training views)."""
 
     arch: Architecture
     device: torch.device

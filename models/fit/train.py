@@ -8,9 +8,9 @@ Loss: MSE (pixels in [0, 1]) + λ · estimated bpp of the latents. Progress is
 schedule instead of cutting it off.
 
 Training may start at coarser scales (:attr:`Preset.coarse_phases`): at scale 2**-n the
-target is the image averaged over 2**n × 2**n blocks, the model uses the grids from level n
-up, and the loss is the same per pixel of that scale, for about 4**-n of the cost of an
-iteration.
+target is the image with its 2×2 blocks averaged n times, the model uses the grids from
+level n up, and the loss is the same per pixel of that scale, for about 4**-n of the cost of
+an iteration.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from inrstore.models.fit.warm_start import warm_start_parameters
 @dataclass(frozen=True)
 class TrainingStatus:
     """Shown by progress bars. PSNR in dB and bpp (latents only) of the current iterate; in
-    the half-resolution phase, of the half-resolution image."""
+    a coarse phase, of the image at that phase's scale."""
 
     iteration: int
     iterations: int

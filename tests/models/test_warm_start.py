@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from inrstore.models.core.architecture import image_architecture
+from inrstore.models.core.architecture import Architecture, image_architecture
 from inrstore.models.fit.image_model import init_parameters
 from inrstore.models.fit.presets import Preset
-from inrstore.models.fit.train import fit_image
+from inrstore.models.fit.train import FittedImage, fit_image
 from inrstore.models.fit.warm_start import save_sets, stored_sets, warm_start_parameters
 
 SHIPPED_ARCHITECTURES = [
@@ -92,20 +92,24 @@ def test_the_set_nearest_in_log_lambda_wins(tmp_path: Path) -> None:
     _assert_same(warm_start_parameters(arch, 0, 2e-3, path), middle)
 
 
-@pytest.mark.parametrize("warm", [True, False])
-def test_training_starts_from_the_stored_set_when_asked(warm: bool) -> None:
+def _one_step(**recipe) -> tuple[Architecture, FittedImage]:
+    """One training step on random 256×256 pixels (finest grid dropped, latents frozen)."""
     pixels = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
     arch = image_architecture(256, 256, 3, 0, 1)
-    frozen = Preset(
-        "frozen",
+    preset = Preset(
+        "one-step",
         iterations=1,
         arm_levels=0,
-        warm_start=warm,
-        learning_rate=0.0,
         latent_learning_rate=0.0,
         final_learning_rate=0.0,
+        **recipe,
     )
-    fitted = fit_image(pixels, arch, frozen, 1e-3, zero_levels=1)
+    return arch, fit_image(pixels, arch, preset, 1e-3, zero_levels=1)
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_training_starts_from_the_stored_set_when_asked(warm: bool) -> None:
+    arch, fitted = _one_step(warm_start=warm, learning_rate=0.0)
     expected = (
         warm_start_parameters(arch, 1, 1e-3)
         if warm
@@ -116,18 +120,7 @@ def test_training_starts_from_the_stored_set_when_asked(warm: bool) -> None:
 
 @pytest.mark.parametrize("warm_learning_rate", [0.0, None])
 def test_warm_started_networks_learn_at_their_own_rate(warm_learning_rate: float | None) -> None:
-    pixels = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
-    arch = image_architecture(256, 256, 3, 0, 1)
-    recipe = Preset(
-        "warm-rate",
-        iterations=1,
-        arm_levels=0,
-        learning_rate=0.5,
-        warm_learning_rate=warm_learning_rate,
-        latent_learning_rate=0.0,
-        final_learning_rate=0.0,
-    )
-    fitted = fit_image(pixels, arch, recipe, 1e-3, zero_levels=1)
+    arch, fitted = _one_step(learning_rate=0.5, warm_learning_rate=warm_learning_rate)
     stored = warm_start_parameters(arch, 1, 1e-3)
     unchanged = torch.equal(fitted.params["syn.head.w0"], stored["syn.head.w0"])
     assert unchanged == (warm_learning_rate == 0.0)
