@@ -33,15 +33,10 @@ def zero_levels_for(preset: Preset, pixels: np.ndarray, lam: float, levels: int)
 
     With ``preset.finest_grid_bpp`` set, the finest grid is dropped when the distortion it
     could remove at most, :func:`half_resolution_mse`, is worth less than λ × the rate it
-    would cost (``finest_grid_bpp`` bits per pixel), or is below the distortion that the
-    preset's budget reaches anyway (``preset.reachable_mse``).
+    would cost (``finest_grid_bpp`` bits per pixel).
     """
     zero_levels = preset.zero_levels
     rate = preset.finest_grid_bpp
-    if (
-        rate is not None
-        and levels > 1
-        and half_resolution_mse(to_unit(pixels)) < max(lam * rate, preset.reachable_mse)
-    ):
+    if rate is not None and levels > 1 and half_resolution_mse(to_unit(pixels)) < lam * rate:
         zero_levels = max(zero_levels, 1)
     return min(zero_levels, levels - 1)

@@ -26,9 +26,6 @@ class Preset:
     """When set, the finest grid is also dropped for images whose half-resolution version is
     already good enough at this λ (see :func:`~inrstore.models.fit.finest_grid.zero_levels_for`);
     the value is the rate in bits per pixel that grid is assumed to cost."""
-    reachable_mse: float = 0.0
-    """The MSE (pixels in [0, 1]) below which this preset's budget rarely gets on a whole
-    image; an image whose half-resolution version is already closer loses its finest grid."""
     crop_seconds: float | None = None
     """Time budget for a 256×256 image (None: iterations only); see :meth:`time_budget`."""
     warm_start: bool = True
@@ -81,7 +78,6 @@ PRESETS: dict[str, Preset] = {
         warm_learning_rate=5e-3,
         latent_learning_rate=0.4,
         finest_grid_bpp=1.5,
-        reachable_mse=1.5e-3,
         coarse_phases=(0.3,),
     ),
     "default": Preset(
@@ -95,12 +91,13 @@ so it learns twice as fast (on the kodim23 crop at quality 20 this gave +1 dB at
 over the default rates), except for warm-started networks, which start slower, at 5e-3
 rising to 1e-2, so that Adam's first steps (each about one learning rate per weight) do not
 undo the warm start (150 iterations on kodim23 and kodim05 at quality 50: D + λR 4–6% lower
-than starting them at 2e-2), and it drops the finest grid of images whose half-resolution
-version is within reach of what it achieves anyway (error below 1.5e-3, i.e. above 28.2 dB,
-or below 1.5 λ). In 8 single runs on whole Kodak images (6 images, qualities 25/50/75) the
-rule picked whichever choice gave the lower D + λR; on the kodim23 crop it took the BD-rate
-against JPEG from +86.6% to +34.9% (see the README). ``default`` drops it by the λ test alone
-(on the crop: +9.7% → +4.4% against JPEG, where it dropped the grid at qualities 25 and 50).
+than starting them at 2e-2). Both presets drop the finest grid of images whose
+half-resolution version is already good enough at their λ (error below 1.5 λ; see
+:func:`~inrstore.models.fit.finest_grid.zero_levels_for`); on the kodim23 crop this took
+``default``'s BD-rate against JPEG from +9.7% to +4.4%. ``fast`` used to drop it also below
+an error of 1.5e-3 (28.2 dB), which its budget rarely reached before the half-resolution
+phase; with that phase, keeping the grid at quality 75 lowered D + λR by 17% (kodim23) and
+38% (kodim09), and changed it by +1% and −2% at quality 50 (single runs, 93 s, one thread).
 
 ``fast`` spends the first 30% of its budget at half resolution. On whole Kodak images at
 quality 50 (single runs, one thread each, two at a time, a 93 s budget) D + λR fell by 15%
