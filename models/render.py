@@ -15,6 +15,10 @@ from inrstore.models.core.upsample import pixel_centres, sample_grids
 MIN_SCALE, MAX_SCALE = 1.0 / 16.0, 8.0
 MAX_OUTPUT_PIXELS = 400_000_000
 
+RENDER_BLOCK = 65536
+"""Pixels per band of rows rendered at once (plus a margin row on each side for the 3×3
+convolution): a band's activations stay in the CPU's cache, about 2× faster than one pass."""
+
 
 @dataclass(frozen=True)
 class Crop:
@@ -55,7 +59,8 @@ def render(
 
     A crop returns exactly the matching block of the full rendering (up to float rounding):
     it is computed with a one-pixel margin for the 3×3 convolution, and costs in proportion
-    to the pixels it returns.
+    to the pixels it returns. Rows are rendered in bands of about :data:`RENDER_BLOCK`
+    pixels, each with the same margin.
     """
     if not MIN_SCALE <= scale <= MAX_SCALE:
         raise ValueError(f"scale must be in [1/16, 8], not {scale}")
@@ -77,12 +82,16 @@ def render(
     col0, cols = _span(crop.x, crop.w, col_ratio, full_cols)
     top, left = max(0, row0 - 1), max(0, col0 - 1)
     bottom, right = min(full_rows, row0 + rows + 1), min(full_cols, col0 + cols + 1)
+    row_centres = pixel_centres(top, bottom - top, row_ratio)
+    col_centres = pixel_centres(left, right - left, col_ratio)
+    band = max(1, RENDER_BLOCK // (right - left))
+    pieces = []
     with torch.no_grad():
-        latents = sample_grids(
-            grids,
-            pixel_centres(top, bottom - top, row_ratio),
-            pixel_centres(left, right - left, col_ratio),
-        )
-        image = synthesize(arch.synthesis, synthesis_params, latents)
-    block = image[:, row0 - top : row0 - top + rows, col0 - left : col0 - left + cols]
+        for start in range(row0, row0 + rows, band):
+            stop = min(row0 + rows, start + band)
+            first, last = max(top, start - 1), min(bottom, stop + 1)
+            latents = sample_grids(grids, row_centres[first - top : last - top], col_centres)
+            image = synthesize(arch.synthesis, synthesis_params, latents)
+            pieces.append(image[:, start - first : stop - first, col0 - left : col0 - left + cols])
+    block = torch.cat(pieces, dim=1)
     return (block.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()

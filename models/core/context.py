@@ -91,65 +91,109 @@ class CoarseContext:
         return code * self.unit / ENCODING_ONE
 
 
-def aru_pass1_first_layer(
-    coarse: CoarseContext, shape: tuple[int, int], weight: torch.Tensor, bias: torch.Tensor
-) -> torch.Tensor:
-    """First layer of ARU pass 1 before its activation: ``weightᵀ @ features + bias`` for
-    every pixel of a grid of ``shape``, ``(hidden, h*w)``.
+@dataclass(frozen=True)
+class Pass1FirstLayer:
+    """First layer of ARU pass 1 before its activation, ``weightᵀ @ features + bias``,
+    factored so that any band of rows costs in proportion to its pixels.
 
-    ``weight`` is ``(ARU_PASS1_INPUTS, hidden)`` and ``bias`` ``(hidden,)``, both already in
-    the caller's unit. The features of pixel ``(a, b)`` are the 3×3 neighbourhood of its parent
-    cell ``(a//2, b//2)`` in the coarser grid (zero outside), the parent's (μ, log σ), the
-    position encodings of ``a`` and ``b`` and the level encoding. Eleven of the fourteen depend
-    on the parent cell only, so their product is taken once per coarse cell (4× fewer) and
-    repeated; the position terms are one row and one column vector. Integer inputs and weights
-    give the same exact sums as the full product.
+    The features of pixel ``(a, b)`` are the 3×3 neighbourhood of its parent cell
+    ``(a//2, b//2)`` in the coarser grid (zero outside), the parent's (μ, log σ), the position
+    encodings of ``a`` and ``b`` and the level encoding. Eleven of the fourteen depend on the
+    parent cell only, so their product is taken once per coarse cell (4× fewer) and repeated;
+    the position terms are one row and one column vector. Integer inputs and weights give the
+    same exact sums as the full product.
+
+    ``per_cell`` is ``(hidden, hc, wc)``, ``row_term`` ``(hidden, 2 hc)`` and ``col_term``
+    ``(hidden, 2 wc)`` (it holds the level term and the bias); the grid is ``height × width``.
     """
-    height, width = shape
-    coarse_height, coarse_width = coarse.values.shape
-    padded = F.pad(coarse.values[None, None], (1, 1, 1, 1))[0, 0]
-    cells = torch.stack(
-        [
-            padded[1 + dr : 1 + dr + coarse_height, 1 + dc : 1 + dc + coarse_width]
-            for dr in (-1, 0, 1)
-            for dc in (-1, 0, 1)
-        ]
-        + [coarse.mu, coarse.log_scale],
-        dim=0,
-    ).reshape(11, -1)
-    hidden = weight.shape[1]
-    per_cell = (weight[:11].T @ cells).reshape(hidden, coarse_height, 1, coarse_width, 1)
-    dtype = weight.dtype
-    # Codes of the rows 0 … 2·hc − 1 (the last one past an odd height is cropped below).
-    rows = position_code(height, 2 * coarse_height) * coarse.encoding(1)
-    cols = position_code(width, 2 * coarse_width) * coarse.encoding(1)
-    level = coarse.encoding(level_code(coarse.level, coarse.levels))
-    row_term = weight[11][:, None] * rows.to(dtype)[None, :]
-    col_term = weight[12][:, None] * cols.to(dtype)[None, :] + (weight[13] * level + bias)[:, None]
-    fine = (
-        per_cell
-        + row_term.reshape(hidden, coarse_height, 2, 1, 1)
-        + col_term.reshape(hidden, 1, 1, coarse_width, 2)
-    ).reshape(hidden, 2 * coarse_height, 2 * coarse_width)[:, :height, :width]
-    return fine.reshape(hidden, height * width)
+
+    per_cell: torch.Tensor
+    row_term: torch.Tensor
+    col_term: torch.Tensor
+    height: int
+    width: int
+
+    @classmethod
+    def build(
+        cls,
+        coarse: CoarseContext,
+        shape: tuple[int, int],
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+    ) -> Pass1FirstLayer:
+        """``weight`` ``(ARU_PASS1_INPUTS, hidden)`` and ``bias`` ``(hidden,)`` are already in
+        the caller's unit; ``shape`` is the grid being coded."""
+        height, width = shape
+        coarse_height, coarse_width = coarse.values.shape
+        padded = F.pad(coarse.values[None, None], (1, 1, 1, 1))[0, 0]
+        cells = torch.stack(
+            [
+                padded[1 + dr : 1 + dr + coarse_height, 1 + dc : 1 + dc + coarse_width]
+                for dr in (-1, 0, 1)
+                for dc in (-1, 0, 1)
+            ]
+            + [coarse.mu, coarse.log_scale],
+            dim=0,
+        ).reshape(11, -1)
+        hidden = weight.shape[1]
+        per_cell = (weight[:11].T @ cells).reshape(hidden, coarse_height, coarse_width)
+        dtype = weight.dtype
+        # Codes of the rows 0 … 2·hc − 1 (the last one past an odd height is cropped later).
+        rows = position_code(height, 2 * coarse_height) * coarse.encoding(1)
+        cols = position_code(width, 2 * coarse_width) * coarse.encoding(1)
+        level = coarse.encoding(level_code(coarse.level, coarse.levels))
+        row_term = weight[11][:, None] * rows.to(dtype)[None, :]
+        col_term = (
+            weight[12][:, None] * cols.to(dtype)[None, :] + (weight[13] * level + bias)[:, None]
+        )
+        return cls(per_cell, row_term, col_term, height, width)
+
+    def rows(self, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """The layer's output for the grid rows ``start … stop - 1`` (``start`` even),
+        ``(hidden, (stop - start) * width)`` in row-major pixel order."""
+        stop = self.height if stop is None else min(stop, self.height)
+        if start % 2:
+            raise ValueError("a band of rows must start on an even row")
+        hidden, _, coarse_width = self.per_cell.shape
+        first, last = start // 2, -(-stop // 2)
+        count = last - first
+        fine = (
+            self.per_cell[:, first:last].reshape(hidden, count, 1, coarse_width, 1)
+            + self.row_term[:, 2 * first : 2 * last].reshape(hidden, count, 2, 1, 1)
+            + self.col_term.reshape(hidden, 1, 1, coarse_width, 2)
+        ).reshape(hidden, 2 * count, 2 * coarse_width)[:, : stop - start, : self.width]
+        return fine.reshape(hidden, (stop - start) * self.width)
 
 
-def aru_pass2_inputs(grid: torch.Tensor, pass1: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
-    """Pass-2 features ``(ARU_PASS2_INPUTS, h*w)``.
+def aru_pass2_inputs(
+    grid: torch.Tensor,
+    pass1: torch.Tensor,
+    coarse: torch.Tensor,
+    pixels: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Pass-2 features ``(ARU_PASS2_INPUTS, h*w)``, or ``(ARU_PASS2_INPUTS, n)`` at the
+    ``n`` flat pixel indices ``pixels`` only (the coder needs them at non-anchors).
 
     ``grid`` ``(h, w)`` needs correct values at anchors only (the four neighbours of a
     non-anchor are anchors); ``pass1`` is ``(2, h*w)``; ``coarse`` the coarser grid.
     """
     height, width = grid.shape
     padded = F.pad(grid[None, None], (1, 1, 1, 1))[0, 0]
-    neighbours = [
-        padded[1 + dr : 1 + dr + height, 1 + dc : 1 + dc + width].reshape(-1)
-        for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1))
-    ]
-    return torch.cat(
-        [torch.stack(neighbours, dim=0), pass1, upsample_nearest(coarse, height, width)[None]],
-        dim=0,
-    )
+    offsets = ((-1, 0), (1, 0), (0, -1), (0, 1))
+    if pixels is None:
+        neighbours = [
+            padded[1 + dr : 1 + dr + height, 1 + dc : 1 + dc + width].reshape(-1)
+            for dr, dc in offsets
+        ]
+        parents = upsample_nearest(coarse, height, width)
+    else:
+        rows, cols = pixels // width, pixels % width
+        centres = (rows + 1) * (width + 2) + cols + 1
+        flat = padded.reshape(-1)
+        neighbours = [flat[centres + dr * (width + 2) + dc] for dr, dc in offsets]
+        parents = coarse[rows // 2, cols // 2]
+        pass1 = pass1[:, pixels]
+    return torch.cat([torch.stack(neighbours, dim=0), pass1, parents[None]], dim=0)
 
 
 def anchor_mask(height: int, width: int) -> torch.Tensor:

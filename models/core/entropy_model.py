@@ -12,9 +12,9 @@ import torch
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.context import (
     CoarseContext,
+    Pass1FirstLayer,
     anchor_mask,
     arm_inputs,
-    aru_pass1_first_layer,
     aru_pass2_inputs,
 )
 from inrstore.models.core.mlp import Params, mlp_forward
@@ -39,7 +39,8 @@ def entropy_parameters(
         if level < arch.arm_levels:
             output = mlp_forward(arch.arm, params, "arm.", arm_inputs(grid, context))
         else:
-            hidden = aru_pass1_first_layer(context, shape, params["aru1.w0"], params["aru1.b0"])
+            first = Pass1FirstLayer.build(context, shape, params["aru1.w0"], params["aru1.b0"])
+            hidden = first.rows()
             pass1 = mlp_forward(pass1_shape, params, "aru1.", torch.relu_(hidden), start=1)
             pass2 = mlp_forward(pass2_shape, params, "aru2.", aru_pass2_inputs(grid, pass1, coarse))
             output = torch.where(anchor_mask(*shape), pass1, pass2)

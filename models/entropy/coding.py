@@ -20,13 +20,13 @@ from inrstore.models.core.context import (
     ARM_MAX_RIGHT,
     ARM_OFFSETS,
     CoarseContext,
+    Pass1FirstLayer,
     anchor_mask,
     arm_coarse_inputs,
     arm_inputs,
-    aru_pass1_first_layer,
     aru_pass2_inputs,
 )
-from inrstore.models.core.mlp import FRACTION_BITS, FixedLayer, fixed_activation, fixed_forward
+from inrstore.models.core.mlp import FORWARD_BLOCK, FRACTION_BITS, FixedLayer, fixed_forward
 from inrstore.models.entropy.laplace import (
     LATENT_MAX,
     LATENT_MIN,
@@ -75,15 +75,32 @@ def _context(model, coarse, coarse_mu, coarse_log_scale, level) -> CoarseContext
 
 
 def _aru_pass1(model, context: CoarseContext, shape) -> np.ndarray:
+    """Fixed-point pass-1 (μ, log σ) of every pixel, ``(2, h*w)``, a band of rows at a time
+    so that the first layer's output stays in the cache."""
     first, *rest = model.aru_pass1
     weight, bias = _tensor(first.scaled_weight.T), _tensor(first.scaled_bias[:, 0])
-    hidden = aru_pass1_first_layer(context, shape, weight, bias).numpy()
-    return fixed_forward(rest, fixed_activation(hidden, last=not rest))
+    layer = Pass1FirstLayer.build(context, shape, weight, bias)
+    height, width = shape
+    band = max(2, FORWARD_BLOCK // width // 2 * 2)
+    return np.concatenate(
+        [
+            fixed_forward(rest, layer.rows(start, start + band).numpy(), pending=True)
+            for start in range(0, height, band)
+        ],
+        axis=1,
+    )
 
 
-def _aru_pass2(model, grid, pass1, coarse) -> np.ndarray:
-    inputs = aru_pass2_inputs(_tensor(grid * UNIT), _tensor(pass1), _tensor(coarse * UNIT))
-    return fixed_forward(model.aru_pass2, inputs.numpy())
+def _aru_output(model, grid, pass1, coarse, anchors: np.ndarray) -> np.ndarray:
+    """Fixed-point (μ, log σ) of an ARU grid, ``(2, h*w)``: pass 1 at the anchors, pass 2
+    (evaluated there only) at the others. ``grid`` needs correct values at anchors only."""
+    others = np.flatnonzero(~anchors)
+    inputs = aru_pass2_inputs(
+        _tensor(grid * UNIT), _tensor(pass1), _tensor(coarse * UNIT), torch.from_numpy(others)
+    )
+    output = pass1.copy()
+    output[:, others] = fixed_forward(model.aru_pass2, inputs.numpy())
+    return output
 
 
 def _wavefronts(height: int, width: int) -> Iterator[np.ndarray]:
@@ -128,9 +145,8 @@ def write_latents(encoder, model: FixedEntropyModel, grids: list[np.ndarray]) ->
             context = _context(model, coarse, coarse_mu, coarse_log_scale, level)
             if kind == "aru":
                 pass1 = _aru_pass1(model, context, grid.shape)
-                pass2 = _aru_pass2(model, grid, pass1, coarse)
                 anchors = anchor_mask(*grid.shape).numpy()
-                output = np.where(anchors, pass1, pass2)
+                output = _aru_output(model, grid, pass1, coarse, anchors)
                 order = [np.flatnonzero(anchors), np.flatnonzero(~anchors)]
             else:
                 inputs = arm_inputs(_tensor(grid * UNIT), context)
@@ -189,8 +205,7 @@ def read_latents(decoder, model: FixedEntropyModel, zero_flags: int) -> list[np.
             if coded:
                 means, scales = snap_parameters(pass1[0], pass1[1])
                 flat[anchors] = _decode(decoder, means[anchors], scales[anchors])
-            pass2 = _aru_pass2(model, grid, pass1, coarse)
-            output = np.where(anchors, pass1, pass2)
+            output = _aru_output(model, grid, pass1, coarse, anchors)
             if coded:
                 means, scales = snap_parameters(output[0], output[1])
                 flat[~anchors] = _decode(decoder, means[~anchors], scales[~anchors])

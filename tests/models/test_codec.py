@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from inrstore.models import render
 from inrstore.models.codec import Crop, as_pixels, decode_image, encode_image, read_header
 from inrstore.models.metrics import psnr
 
@@ -41,6 +42,16 @@ def test_crop_equals_the_block_of_the_full_decode(tiny_bitstream: bytes, scale: 
     assert block.shape == (round(11 * ratio), round(20 * ratio), 3)
     expected = full[top : top + block.shape[0], left : left + block.shape[1]]
     assert np.abs(block - expected).max() <= 1
+
+
+def test_rendering_in_bands_matches_one_pass(
+    tiny_bitstream: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one_pass = decode_image(tiny_bitstream, 2.0).astype(int)
+    monkeypatch.setattr(render, "RENDER_BLOCK", 64 * 3)  # bands of 3 rows of 64 pixels
+    banded = decode_image(tiny_bitstream, 2.0).astype(int)
+    assert np.abs(banded - one_pass).max() <= 1
+    assert (banded != one_pass).mean() < 0.01
 
 
 @pytest.mark.parametrize(

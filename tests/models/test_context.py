@@ -9,7 +9,8 @@ import torch
 from inrstore.models.core.context import (
     ARU_PASS1_INPUTS,
     CoarseContext,
-    aru_pass1_first_layer,
+    Pass1FirstLayer,
+    aru_pass2_inputs,
 )
 
 
@@ -45,6 +46,29 @@ def test_first_layer_per_coarse_cell_is_exact(height: int, width: int) -> None:
     coarse = CoarseContext(integers(*shape), integers(*shape), integers(*shape), 2, 7, unit)
     weight = torch.randint(-(2**15), 2**15, (ARU_PASS1_INPUTS, 16), generator=generator)
     bias = integers(16, bound=2**15)
-    result = aru_pass1_first_layer(coarse, (height, width), weight.double(), bias)
+    layer = Pass1FirstLayer.build(coarse, (height, width), weight.double(), bias)
     expected = weight.double().T @ _pixel_features(coarse, height, width) + bias[:, None]
-    np.testing.assert_array_equal(result.numpy(), expected.numpy())
+    np.testing.assert_array_equal(layer.rows().numpy(), expected.numpy())
+    bands = [layer.rows(start, start + 2) for start in range(0, height, 2)]
+    np.testing.assert_array_equal(torch.cat(bands, dim=1).numpy(), expected.numpy())
+
+
+def test_a_band_must_start_on_an_even_row() -> None:
+    zeros = torch.zeros(2, 2, dtype=torch.float64)
+    coarse = CoarseContext(zeros, zeros, zeros, 1, 3, 1.0)
+    weight, bias = torch.zeros(ARU_PASS1_INPUTS, 4).double(), torch.zeros(4).double()
+    layer = Pass1FirstLayer.build(coarse, (4, 4), weight, bias)
+    with pytest.raises(ValueError, match="even row"):
+        layer.rows(1, 3)
+
+
+def test_pass2_features_at_chosen_pixels_are_columns_of_the_full_features() -> None:
+    generator = torch.Generator().manual_seed(5)
+    grid = torch.randint(-9, 9, (7, 9), generator=generator).double()
+    coarse = torch.randint(-9, 9, (4, 5), generator=generator).double()
+    pass1 = torch.randn(2, 63, generator=generator, dtype=torch.float64)
+    pixels = torch.tensor([0, 1, 8, 9, 31, 54, 62])
+    full = aru_pass2_inputs(grid, pass1, coarse)
+    np.testing.assert_array_equal(
+        aru_pass2_inputs(grid, pass1, coarse, pixels).numpy(), full[:, pixels].numpy()
+    )

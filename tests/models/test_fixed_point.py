@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 
+from inrstore.models.core import mlp
 from inrstore.models.core.mlp import (
     ACTIVATION_LIMIT,
     FRACTION_BITS,
@@ -34,7 +36,11 @@ def _reference(layers: list[FixedLayer], x: np.ndarray) -> np.ndarray:
     return np.array(rows, dtype=np.float64)
 
 
-def test_fixed_forward_matches_exact_integer_arithmetic() -> None:
+@pytest.mark.parametrize("block", [7, 8192])
+def test_fixed_forward_matches_exact_integer_arithmetic(
+    block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mlp, "FORWARD_BLOCK", block)
     rng = np.random.default_rng(0)
     widths = (14, 16, 16, 2)
     layers = [
@@ -51,3 +57,6 @@ def test_fixed_forward_matches_exact_integer_arithmetic() -> None:
     # Position order (and so any blocking of the matrix product) does not change a value.
     order = rng.permutation(len(x))
     np.testing.assert_array_equal(fixed_forward(layers, x[order].T), result[:, order])
+    # A pending accumulator is activated first, as if the first layer had been run here.
+    accumulator = layers[0].scaled_weight @ x.T + layers[0].scaled_bias
+    np.testing.assert_array_equal(fixed_forward(layers[1:], accumulator, pending=True), result)
