@@ -13,6 +13,7 @@ from inrstore.models.core.mlp import (
     FRACTION_BITS,
     WEIGHT_LIMIT,
     FixedLayer,
+    exact_product,
     fixed_forward,
 )
 
@@ -60,3 +61,12 @@ def test_fixed_forward_matches_exact_integer_arithmetic(
     # A pending accumulator is activated first, as if the first layer had been run here.
     accumulator = layers[0].scaled_weight @ x.T + layers[0].scaled_bias
     np.testing.assert_array_equal(fixed_forward(layers[1:], accumulator, pending=True), result)
+
+
+@pytest.mark.parametrize("columns", [10, 5000])
+def test_exact_product_equals_integer_matrix_product(columns: int) -> None:
+    rng = np.random.default_rng(columns)
+    weight = rng.integers(-WEIGHT_LIMIT, WEIGHT_LIMIT, (16, 16))
+    x = rng.integers(-(2**22), 2**22, (16, columns))
+    result = exact_product(weight.astype(np.float64), x.astype(np.float64))
+    np.testing.assert_array_equal(result, (weight @ x).astype(np.float64))
