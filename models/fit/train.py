@@ -121,14 +121,15 @@ def fit_image(
         step = schedule(preset, progress)
         step.apply(optimizer)
         coarser = sum(progress < boundary for boundary in boundaries)
-        # Grids held at zero stay as they are; so do the grids finer than the scale, unread.
-        unquantized = max(zero_levels, coarser)
+        # The finest grid this step reads and codes: grids held at zero and grids finer than
+        # the scale stay as they are, neither quantized nor counted.
+        finest = max(zero_levels, coarser)
         quantized = [
-            grid if level < unquantized else step.quantize(grid)
+            grid if level < finest else step.quantize(grid)
             for level, grid in enumerate(zeros + grids)
         ]
         reconstruction = model.reconstruct(params, quantized, coarser)
-        phase_target, finest = targets[coarser], max(coarser, zero_levels)
+        phase_target = targets[coarser]
         distortion = torch.mean((reconstruction - phase_target) ** 2)
         bits = model.latent_bits(params, quantized, prior_log_scale, finest)
         pixel_count = phase_target.shape[1] * phase_target.shape[2]
