@@ -12,8 +12,10 @@ mlp_forward`) in row-major pixel order.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -165,35 +167,43 @@ class Pass1FirstLayer:
         return fine.reshape(hidden, (stop - start) * self.width)
 
 
-def aru_pass2_inputs(
-    grid: torch.Tensor,
-    pass1: torch.Tensor,
-    coarse: torch.Tensor,
-    pixels: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Pass-2 features ``(ARU_PASS2_INPUTS, h*w)``, or ``(ARU_PASS2_INPUTS, n)`` at the
-    ``n`` flat pixel indices ``pixels`` only (the coder needs them at non-anchors).
+ARU_PASS2_NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
+"""The four neighbours of a non-anchor, all anchors, in feature order (up, down, left, right)."""
 
-    ``grid`` ``(h, w)`` needs correct values at anchors only (the four neighbours of a
-    non-anchor are anchors); ``pass1`` is ``(2, h*w)``; ``coarse`` the coarser grid.
-    """
+
+def aru_pass2_inputs(grid: torch.Tensor, pass1: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+    """Pass-2 features of every pixel, ``(ARU_PASS2_INPUTS, h*w)``: the four neighbours in
+    ``grid`` ``(h, w)`` (zero outside), pass 1's ``(2, h*w)`` (μ, log σ) and the coarser grid's
+    value at the parent cell. Only the non-anchors' columns are used; their neighbours are
+    anchors, so ``grid`` needs correct values at anchors only."""
     height, width = grid.shape
     padded = F.pad(grid[None, None], (1, 1, 1, 1))[0, 0]
-    offsets = ((-1, 0), (1, 0), (0, -1), (0, 1))
-    if pixels is None:
-        neighbours = [
-            padded[1 + dr : 1 + dr + height, 1 + dc : 1 + dc + width].reshape(-1)
-            for dr, dc in offsets
-        ]
-        parents = upsample_nearest(coarse, height, width)
-    else:
-        rows, cols = pixels // width, pixels % width
-        centres = (rows + 1) * (width + 2) + cols + 1
-        flat = padded.reshape(-1)
-        neighbours = [flat[centres + dr * (width + 2) + dc] for dr, dc in offsets]
-        parents = coarse[rows // 2, cols // 2]
-        pass1 = pass1[:, pixels]
+    neighbours = [
+        padded[1 + dr : 1 + dr + height, 1 + dc : 1 + dc + width].reshape(-1)
+        for dr, dc in ARU_PASS2_NEIGHBOURS
+    ]
+    parents = upsample_nearest(coarse, height, width)
     return torch.cat([torch.stack(neighbours, dim=0), pass1, parents[None]], dim=0)
+
+
+def aru_pass2_inputs_at(
+    grid: np.ndarray, pass1: np.ndarray, coarse: np.ndarray, pixels: np.ndarray
+) -> np.ndarray:
+    """The columns ``pixels`` (flat indices, ``(n,)``) of :func:`aru_pass2_inputs`, from
+    numpy arrays, as float64 ``(ARU_PASS2_INPUTS, n)``: what the coder needs at the
+    non-anchors, gathered without building the features of the other pixels."""
+    height, width = grid.shape
+    stride = width + 2
+    padded = np.zeros((height + 2) * stride)
+    padded.reshape(height + 2, stride)[1:-1, 1:-1] = grid
+    rows, cols = np.divmod(pixels, width)
+    centres = (rows + 1) * stride + cols + 1
+    features = np.empty((ARU_PASS2_INPUTS, pixels.size))
+    for k, (dr, dc) in enumerate(ARU_PASS2_NEIGHBOURS):
+        np.take(padded, centres + (dr * stride + dc), out=features[k])
+    features[4:6] = pass1[:, pixels]
+    features[6] = coarse.reshape(-1)[(rows // 2) * coarse.shape[1] + cols // 2]
+    return features
 
 
 def anchor_mask(height: int, width: int) -> torch.Tensor:
@@ -201,6 +211,17 @@ def anchor_mask(height: int, width: int) -> torch.Tensor:
     rows = torch.arange(height)[:, None]
     cols = torch.arange(width)[None, :]
     return ((rows + cols) % 2 == 0).reshape(-1)
+
+
+@functools.lru_cache(maxsize=32)
+def checkerboard(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices of the anchors (``(a + b)`` even) and of the other pixels, each in
+    row-major order: the order in which the coder writes the two ARU passes. Read-only
+    arrays, cached by shape."""
+    parity = np.add.outer(np.arange(height), np.arange(width)).reshape(-1) % 2
+    anchors, others = np.flatnonzero(parity == 0), np.flatnonzero(parity)
+    anchors.flags.writeable = others.flags.writeable = False
+    return anchors, others
 
 
 def arm_inputs(grid: torch.Tensor, coarse: CoarseContext) -> torch.Tensor:

@@ -148,5 +148,6 @@ def fixed_activation(accumulator: np.ndarray, last: bool) -> np.ndarray:
     """Floor an accumulator (in activation units) in place and clamp it: to
     ``[0, ACTIVATION_LIMIT]`` (ReLU) for hidden layers, to ``±ACTIVATION_LIMIT`` for the last."""
     np.floor(accumulator, out=accumulator)
-    np.minimum(accumulator, ACTIVATION_LIMIT, out=accumulator)
-    return np.maximum(accumulator, -ACTIVATION_LIMIT if last else 0.0, out=accumulator)
+    return np.clip(
+        accumulator, -ACTIVATION_LIMIT if last else 0.0, ACTIVATION_LIMIT, out=accumulator
+    )

@@ -21,10 +21,10 @@ from inrstore.models.core.context import (
     ARM_OFFSETS,
     CoarseContext,
     Pass1FirstLayer,
-    anchor_mask,
     arm_coarse_inputs,
     arm_inputs,
-    aru_pass2_inputs,
+    aru_pass2_inputs_at,
+    checkerboard,
 )
 from inrstore.models.core.mlp import FORWARD_BLOCK, FRACTION_BITS, FixedLayer, fixed_forward
 from inrstore.models.entropy.laplace import (
@@ -91,16 +91,13 @@ def _aru_pass1(model, context: CoarseContext, shape) -> np.ndarray:
     )
 
 
-def _aru_output(model, grid, pass1, coarse, anchors: np.ndarray) -> np.ndarray:
-    """Fixed-point (μ, log σ) of an ARU grid, ``(2, h*w)``: pass 1 at the anchors, pass 2
-    (evaluated there only) at the others. ``grid`` needs correct values at anchors only."""
-    others = np.flatnonzero(~anchors)
-    inputs = aru_pass2_inputs(
-        _tensor(grid * UNIT), _tensor(pass1), _tensor(coarse * UNIT), torch.from_numpy(others)
-    )
-    output = pass1.copy()
-    output[:, others] = fixed_forward(model.aru_pass2, inputs.numpy())
-    return output
+def _aru_pass2(model, grid, pass1, coarse, others: np.ndarray) -> np.ndarray:
+    """Fixed-point pass-2 (μ, log σ) at the non-anchors ``others``, ``(2, len(others))``.
+    ``grid`` needs correct values at anchors only."""
+    inputs = aru_pass2_inputs_at(grid, pass1, coarse, others)
+    inputs[:4] *= UNIT
+    inputs[6] *= UNIT
+    return fixed_forward(model.aru_pass2, inputs)
 
 
 def _wavefronts(height: int, width: int) -> Iterator[np.ndarray]:
@@ -144,10 +141,10 @@ def write_latents(encoder, model: FixedEntropyModel, grids: list[np.ndarray]) ->
             coarse = grids[level + 1]
             context = _context(model, coarse, coarse_mu, coarse_log_scale, level)
             if kind == "aru":
-                pass1 = _aru_pass1(model, context, grid.shape)
-                anchors = anchor_mask(*grid.shape).numpy()
-                output = _aru_output(model, grid, pass1, coarse, anchors)
-                order = [np.flatnonzero(anchors), np.flatnonzero(~anchors)]
+                output = _aru_pass1(model, context, grid.shape)
+                anchors, others = checkerboard(*grid.shape)
+                output[:, others] = _aru_pass2(model, grid, output, coarse, others)
+                order = [anchors, others]
             else:
                 inputs = arm_inputs(_tensor(grid * UNIT), context)
                 output = fixed_forward(model.arm, inputs.numpy())
@@ -200,15 +197,13 @@ def read_latents(decoder, model: FixedEntropyModel, zero_flags: int) -> list[np.
         elif kind == "aru":
             coarse = grids[level + 1]
             context = _context(model, coarse, coarse_mu, coarse_log_scale, level)
-            pass1 = _aru_pass1(model, context, shape)
-            anchors = anchor_mask(*shape).numpy()
+            output = _aru_pass1(model, context, shape)
+            anchors, others = checkerboard(*shape)
             if coded:
-                means, scales = snap_parameters(pass1[0], pass1[1])
-                flat[anchors] = _decode(decoder, means[anchors], scales[anchors])
-            output = _aru_output(model, grid, pass1, coarse, anchors)
+                flat[anchors] = _decode(decoder, *snap_parameters(*output[:, anchors]))
+            output[:, others] = pass2 = _aru_pass2(model, grid, output, coarse, others)
             if coded:
-                means, scales = snap_parameters(output[0], output[1])
-                flat[~anchors] = _decode(decoder, means[~anchors], scales[~anchors])
+                flat[others] = _decode(decoder, *snap_parameters(*pass2))
             mu, log_scale = output[0].reshape(shape), output[1].reshape(shape)
         else:
             context = _context(model, grids[level + 1], coarse_mu, coarse_log_scale, level)

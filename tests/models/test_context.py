@@ -1,4 +1,5 @@
-"""The ARU's first layer, taken per coarse cell, equals the product over every pixel's inputs."""
+"""Entropy-network inputs: the ARU's first layer per coarse cell equals the product over every
+pixel's inputs; the coder's gathered pass-2 features and checkerboard match the full ones."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from inrstore.models.core.context import (
     ARU_PASS1_INPUTS,
     CoarseContext,
     Pass1FirstLayer,
+    anchor_mask,
     aru_pass2_inputs,
+    aru_pass2_inputs_at,
+    checkerboard,
 )
 
 
@@ -67,8 +71,17 @@ def test_pass2_features_at_chosen_pixels_are_columns_of_the_full_features() -> N
     grid = torch.randint(-9, 9, (7, 9), generator=generator).double()
     coarse = torch.randint(-9, 9, (4, 5), generator=generator).double()
     pass1 = torch.randn(2, 63, generator=generator, dtype=torch.float64)
-    pixels = torch.tensor([0, 1, 8, 9, 31, 54, 62])
-    full = aru_pass2_inputs(grid, pass1, coarse)
-    np.testing.assert_array_equal(
-        aru_pass2_inputs(grid, pass1, coarse, pixels).numpy(), full[:, pixels].numpy()
-    )
+    pixels = np.array([0, 1, 8, 9, 31, 54, 62])
+    full = aru_pass2_inputs(grid, pass1, coarse).numpy()
+    chosen = aru_pass2_inputs_at(grid.numpy(), pass1.numpy(), coarse.numpy(), pixels)
+    np.testing.assert_array_equal(chosen, full[:, pixels])
+
+
+@pytest.mark.parametrize(("height", "width"), [(7, 9), (4, 6), (1, 1), (1, 2)])
+def test_checkerboard_splits_pixels_like_the_anchor_mask(height: int, width: int) -> None:
+    anchors, others = checkerboard(height, width)
+    mask = anchor_mask(height, width).numpy()
+    np.testing.assert_array_equal(anchors, np.flatnonzero(mask))
+    np.testing.assert_array_equal(others, np.flatnonzero(~mask))
+    with pytest.raises(ValueError, match="read-only"):
+        anchors[0] = 1
