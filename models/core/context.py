@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -29,6 +28,9 @@ ARU_PASS1_INPUTS = 9 + 2 + 3
 
 ARU_PASS2_INPUTS = 4 + 2 + 1
 """Four decoded anchor neighbours, pass-1 (μ, log σ), the coarse value."""
+
+ARU_PASS2_NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
+"""The four neighbours of a non-anchor, all anchors, in feature order (up, down, left, right)."""
 
 ARM_OFFSETS = tuple((dr, dc) for dr in (-2, -1, 0) for dc in range(-2, 3) if dr < 0 or dc < 0)
 """Causal neighbourhood of the pixel ARM (12 positions in a 5-wide, 3-high window)."""
@@ -159,69 +161,60 @@ class Pass1FirstLayer:
         hidden, _, coarse_width = self.per_cell.shape
         first, last = start // 2, -(-stop // 2)
         count = last - first
-        fine = (
-            self.per_cell[:, first:last].reshape(hidden, count, 1, coarse_width, 1)
-            + self.row_term[:, 2 * first : 2 * last].reshape(hidden, count, 2, 1, 1)
-            + self.col_term.reshape(hidden, 1, 1, coarse_width, 2)
-        ).reshape(hidden, 2 * count, 2 * coarse_width)[:, : stop - start, : self.width]
+        # Cells repeated along their row, plus the column terms; then both rows of each cell.
+        # Broadcasting along whole rows keeps the loops (and the backward's sums) long: 1.6×
+        # faster than one five-dimensional sum with inner dimensions of size 2.
+        cells = self.per_cell[:, first:last].repeat_interleave(2, dim=-1) + self.col_term[:, None]
+        fine = cells[:, :, None] + self.row_term[:, 2 * first : 2 * last].reshape(
+            hidden, count, 2, 1
+        )
+        fine = fine.reshape(hidden, 2 * count, 2 * coarse_width)[:, : stop - start, : self.width]
         return fine.reshape(hidden, (stop - start) * self.width)
 
 
-ARU_PASS2_NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
-"""The four neighbours of a non-anchor, all anchors, in feature order (up, down, left, right)."""
+@dataclass(frozen=True)
+class Checkerboard:
+    """Index tensors (int64) of one grid shape's checkerboard, shared through
+    :func:`checkerboard`'s cache: never modify them.
+
+    ``anchors`` ``(na,)`` and ``others`` ``(no,)`` are flat pixel indices in row-major order,
+    anchors where ``(a + b)`` is even: the order in which the coder writes the two ARU passes.
+    ``neighbours`` ``(4 no,)`` indexes the grid padded by one zero cell on every side,
+    ``ARU_PASS2_NEIGHBOURS`` one after the other; ``parents`` ``(no,)`` the coarser grid.
+    """
+
+    anchors: torch.Tensor
+    others: torch.Tensor
+    neighbours: torch.Tensor
+    parents: torch.Tensor
+
+
+@functools.lru_cache(maxsize=64)
+def checkerboard(
+    height: int, width: int, device: torch.device = torch.device("cpu")
+) -> Checkerboard:
+    """The :class:`Checkerboard` of a ``height × width`` grid, on ``device``."""
+    parity = (torch.arange(height)[:, None] + torch.arange(width)[None, :]).reshape(-1) % 2
+    anchors, others = torch.nonzero(parity == 0)[:, 0], torch.nonzero(parity)[:, 0]
+    rows, cols = others // width, others % width
+    stride = width + 2
+    centres = (rows + 1) * stride + cols + 1
+    neighbours = torch.cat([centres + dr * stride + dc for dr, dc in ARU_PASS2_NEIGHBOURS])
+    parents = (rows // 2) * ((width + 1) // 2) + cols // 2
+    return Checkerboard(*(index.to(device) for index in (anchors, others, neighbours, parents)))
 
 
 def aru_pass2_inputs(grid: torch.Tensor, pass1: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
-    """Pass-2 features of every pixel, ``(ARU_PASS2_INPUTS, h*w)``: the four neighbours in
-    ``grid`` ``(h, w)`` (zero outside), pass 1's ``(2, h*w)`` (μ, log σ) and the coarser grid's
-    value at the parent cell. Only the non-anchors' columns are used; their neighbours are
-    anchors, so ``grid`` needs correct values at anchors only."""
+    """Pass-2 features of the non-anchors, ``(ARU_PASS2_INPUTS, no)`` in row-major order: the
+    four neighbours in ``grid`` ``(h, w)`` (zero outside; all anchors, so ``grid`` needs
+    correct values at anchors only), pass 1's (μ, log σ) from ``pass1`` ``(2, h*w)`` and the
+    value of the parent cell in ``coarse`` ``(ceil(h/2), ceil(w/2))``."""
     height, width = grid.shape
-    padded = F.pad(grid[None, None], (1, 1, 1, 1))[0, 0]
-    neighbours = [
-        padded[1 + dr : 1 + dr + height, 1 + dc : 1 + dc + width].reshape(-1)
-        for dr, dc in ARU_PASS2_NEIGHBOURS
-    ]
-    parents = upsample_nearest(coarse, height, width)
-    return torch.cat([torch.stack(neighbours, dim=0), pass1, parents[None]], dim=0)
-
-
-def aru_pass2_inputs_at(
-    grid: np.ndarray, pass1: np.ndarray, coarse: np.ndarray, pixels: np.ndarray
-) -> np.ndarray:
-    """The columns ``pixels`` (flat indices, ``(n,)``) of :func:`aru_pass2_inputs`, from
-    numpy arrays, as float64 ``(ARU_PASS2_INPUTS, n)``: what the coder needs at the
-    non-anchors, gathered without building the features of the other pixels."""
-    height, width = grid.shape
-    stride = width + 2
-    padded = np.zeros((height + 2) * stride)
-    padded.reshape(height + 2, stride)[1:-1, 1:-1] = grid
-    rows, cols = np.divmod(pixels, width)
-    centres = (rows + 1) * stride + cols + 1
-    features = np.empty((ARU_PASS2_INPUTS, pixels.size))
-    for k, (dr, dc) in enumerate(ARU_PASS2_NEIGHBOURS):
-        np.take(padded, centres + (dr * stride + dc), out=features[k])
-    features[4:6] = pass1[:, pixels]
-    features[6] = coarse.reshape(-1)[(rows // 2) * coarse.shape[1] + cols // 2]
-    return features
-
-
-def anchor_mask(height: int, width: int) -> torch.Tensor:
-    """Boolean ``(h*w,)``: True on the checkerboard anchors, where ``(a + b)`` is even."""
-    rows = torch.arange(height)[:, None]
-    cols = torch.arange(width)[None, :]
-    return ((rows + cols) % 2 == 0).reshape(-1)
-
-
-@functools.lru_cache(maxsize=32)
-def checkerboard(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flat indices of the anchors (``(a + b)`` even) and of the other pixels, each in
-    row-major order: the order in which the coder writes the two ARU passes. Read-only
-    arrays, cached by shape."""
-    parity = np.add.outer(np.arange(height), np.arange(width)).reshape(-1) % 2
-    anchors, others = np.flatnonzero(parity == 0), np.flatnonzero(parity)
-    anchors.flags.writeable = others.flags.writeable = False
-    return anchors, others
+    board = checkerboard(height, width, grid.device)
+    padded = F.pad(grid, (1, 1, 1, 1)).reshape(-1)
+    neighbours = padded.index_select(0, board.neighbours).reshape(4, -1)
+    parents = coarse.reshape(-1).index_select(0, board.parents)
+    return torch.cat([neighbours, pass1.index_select(1, board.others), parents[None]])
 
 
 def arm_inputs(grid: torch.Tensor, coarse: CoarseContext) -> torch.Tensor:

@@ -13,9 +13,9 @@ from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.context import (
     CoarseContext,
     Pass1FirstLayer,
-    anchor_mask,
     arm_inputs,
     aru_pass2_inputs,
+    checkerboard,
 )
 from inrstore.models.core.mlp import Params, mlp_forward
 
@@ -43,6 +43,6 @@ def entropy_parameters(
             hidden = first.rows()
             pass1 = mlp_forward(pass1_shape, params, "aru1.", torch.relu_(hidden), start=1)
             pass2 = mlp_forward(pass2_shape, params, "aru2.", aru_pass2_inputs(grid, pass1, coarse))
-            output = torch.where(anchor_mask(*shape), pass1, pass2)
+            output = pass1.index_copy(1, checkerboard(*shape, grid.device).others, pass2)
         results.append((output[0].reshape(shape), output[1].reshape(shape)))
     return results[::-1]

@@ -23,7 +23,7 @@ from inrstore.models.core.context import (
     Pass1FirstLayer,
     arm_coarse_inputs,
     arm_inputs,
-    aru_pass2_inputs_at,
+    aru_pass2_inputs,
     checkerboard,
 )
 from inrstore.models.core.mlp import FORWARD_BLOCK, FRACTION_BITS, FixedLayer, fixed_forward
@@ -91,10 +91,10 @@ def _aru_pass1(model, context: CoarseContext, shape) -> np.ndarray:
     )
 
 
-def _aru_pass2(model, grid, pass1, coarse, others: np.ndarray) -> np.ndarray:
-    """Fixed-point pass-2 (μ, log σ) at the non-anchors ``others``, ``(2, len(others))``.
+def _aru_pass2(model, grid, pass1, coarse) -> np.ndarray:
+    """Fixed-point pass-2 (μ, log σ) at the non-anchors, ``(2, no)`` in row-major order.
     ``grid`` needs correct values at anchors only."""
-    inputs = aru_pass2_inputs_at(grid, pass1, coarse, others)
+    inputs = aru_pass2_inputs(_tensor(grid), _tensor(pass1), _tensor(coarse)).numpy()
     inputs[:4] *= UNIT
     inputs[6] *= UNIT
     return fixed_forward(model.aru_pass2, inputs)
@@ -142,8 +142,9 @@ def write_latents(encoder, model: FixedEntropyModel, grids: list[np.ndarray]) ->
             context = _context(model, coarse, coarse_mu, coarse_log_scale, level)
             if kind == "aru":
                 output = _aru_pass1(model, context, grid.shape)
-                anchors, others = checkerboard(*grid.shape)
-                output[:, others] = _aru_pass2(model, grid, output, coarse, others)
+                board = checkerboard(*grid.shape)
+                anchors, others = board.anchors.numpy(), board.others.numpy()
+                output[:, others] = _aru_pass2(model, grid, output, coarse)
                 order = [anchors, others]
             else:
                 inputs = arm_inputs(_tensor(grid * UNIT), context)
@@ -198,10 +199,11 @@ def read_latents(decoder, model: FixedEntropyModel, zero_flags: int) -> list[np.
             coarse = grids[level + 1]
             context = _context(model, coarse, coarse_mu, coarse_log_scale, level)
             output = _aru_pass1(model, context, shape)
-            anchors, others = checkerboard(*shape)
+            board = checkerboard(*shape)
+            anchors, others = board.anchors.numpy(), board.others.numpy()
             if coded:
                 flat[anchors] = _decode(decoder, *snap_parameters(*output[:, anchors]))
-            output[:, others] = pass2 = _aru_pass2(model, grid, output, coarse, others)
+            output[:, others] = pass2 = _aru_pass2(model, grid, output, coarse)
             if coded:
                 flat[others] = _decode(decoder, *snap_parameters(*pass2))
             mu, log_scale = output[0].reshape(shape), output[1].reshape(shape)

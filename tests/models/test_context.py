@@ -1,5 +1,5 @@
 """Entropy-network inputs: the ARU's first layer per coarse cell equals the product over every
-pixel's inputs; the coder's gathered pass-2 features and checkerboard match the full ones."""
+pixel's inputs; pass 2's features and the checkerboard, pixel by pixel."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from inrstore.models.core.context import (
     ARU_PASS1_INPUTS,
     CoarseContext,
     Pass1FirstLayer,
-    anchor_mask,
     aru_pass2_inputs,
-    aru_pass2_inputs_at,
     checkerboard,
 )
 
@@ -66,22 +64,37 @@ def test_a_band_must_start_on_an_even_row() -> None:
         layer.rows(1, 3)
 
 
-def test_pass2_features_at_chosen_pixels_are_columns_of_the_full_features() -> None:
-    generator = torch.Generator().manual_seed(5)
-    grid = torch.randint(-9, 9, (7, 9), generator=generator).double()
-    coarse = torch.randint(-9, 9, (4, 5), generator=generator).double()
-    pass1 = torch.randn(2, 63, generator=generator, dtype=torch.float64)
-    pixels = np.array([0, 1, 8, 9, 31, 54, 62])
-    full = aru_pass2_inputs(grid, pass1, coarse).numpy()
-    chosen = aru_pass2_inputs_at(grid.numpy(), pass1.numpy(), coarse.numpy(), pixels)
-    np.testing.assert_array_equal(chosen, full[:, pixels])
+@pytest.mark.parametrize(("height", "width"), [(7, 9), (4, 6), (1, 1), (1, 2), (3, 1)])
+def test_pass2_features_of_the_non_anchors_pixel_by_pixel(height: int, width: int) -> None:
+    generator = torch.Generator().manual_seed(height * width)
+    grid = torch.randint(-9, 9, (height, width), generator=generator).double()
+    coarse = torch.randint(-9, 9, ((height + 1) // 2, (width + 1) // 2), generator=generator)
+    pass1 = torch.randn(2, height * width, generator=generator, dtype=torch.float64)
+
+    def value(a: int, b: int) -> float:
+        return float(grid[a, b]) if 0 <= a < height and 0 <= b < width else 0.0
+
+    expected = [
+        [
+            *(value(a - 1, b), value(a + 1, b), value(a, b - 1), value(a, b + 1)),
+            *pass1[:, a * width + b].tolist(),
+            float(coarse[a // 2, b // 2]),
+        ]
+        for a in range(height)
+        for b in range(width)
+        if (a + b) % 2
+    ]
+    features = aru_pass2_inputs(grid, pass1, coarse.double())
+    assert features.shape == (7, len(expected))
+    np.testing.assert_array_equal(features.numpy(), np.array(expected).reshape(-1, 7).T)
 
 
 @pytest.mark.parametrize(("height", "width"), [(7, 9), (4, 6), (1, 1), (1, 2)])
-def test_checkerboard_splits_pixels_like_the_anchor_mask(height: int, width: int) -> None:
-    anchors, others = checkerboard(height, width)
-    mask = anchor_mask(height, width).numpy()
-    np.testing.assert_array_equal(anchors, np.flatnonzero(mask))
-    np.testing.assert_array_equal(others, np.flatnonzero(~mask))
-    with pytest.raises(ValueError, match="read-only"):
-        anchors[0] = 1
+def test_checkerboard_lists_anchors_and_the_others_in_row_major_order(
+    height: int, width: int
+) -> None:
+    board = checkerboard(height, width)
+    flat = [(a * width + b, (a + b) % 2) for a in range(height) for b in range(width)]
+    assert board.anchors.tolist() == [index for index, odd in flat if not odd]
+    assert board.others.tolist() == [index for index, odd in flat if odd]
+    assert checkerboard(height, width) is board
