@@ -36,7 +36,7 @@ class FileDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         with Image.open(self.paths[index]) as image:
-            pixels = np.asarray(image.convert("RGB"))
+            pixels = np.array(image.convert("RGB"))  # writable: torch warns on read-only arrays
         return torch.from_numpy(pixels).permute(2, 0, 1).float().div(255.0), 0
 
 
