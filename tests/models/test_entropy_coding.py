@@ -6,6 +6,7 @@ import hashlib
 
 import numpy as np
 import pytest
+import torch
 
 from inrstore.models.bitstream.parameters import (
     decode_parameters,
@@ -15,8 +16,10 @@ from inrstore.models.bitstream.parameters import (
 )
 from inrstore.models.codec import fixed_entropy_model
 from inrstore.models.core.architecture import Architecture
+from inrstore.models.core.quantized import QuantizedModule
 from inrstore.models.entropy.coding import decode_latents, encode_latents
-from inrstore.models.entropy.laplace import SCALE_TABLE
+from inrstore.models.entropy.laplace import LOG_SCALE_STEPS, SCALE_TABLE
+from inrstore.models.fit.image_model import ImageModel
 
 from .conftest import random_grids, random_modules
 
@@ -78,3 +81,28 @@ def test_scale_table_is_positive_increasing_and_stable() -> None:
     assert hashlib.sha256(SCALE_TABLE.tobytes()).hexdigest() == (
         "0d76d2c7f3ee2ad7fed40bb7503546f639d449e1051bbd294c001935bdb40636"
     )
+
+
+@pytest.mark.parametrize("arm_levels", [0, 1])
+def test_training_rate_estimate_matches_the_coded_size(arm_levels: int) -> None:
+    """The float entropy model that training differentiates (pass 2 at the non-anchors merged
+    into pass 1's map) predicts the coder's payload within a few percent: the coder adds its
+    (μ, σ) snapping and a little overhead, never much more."""
+    arch = Architecture(24, 40, 3, 4, arm_levels)
+    generator = torch.Generator().manual_seed(7)
+    modules = {
+        name: QuantizedModule.quantize(
+            {k: torch.randn(shape, generator=generator) * 0.1 for k, shape in shapes.items()}, 8
+        )
+        for name, shapes in arch.modules().items()
+    }
+    grids = random_grids(arch, seed=8)
+    payload, _ = encode_latents(fixed_entropy_model(arch, modules, prior_index=20), grids)
+    params = {
+        name: value for module in modules.values() for name, value in module.dequantized().items()
+    }
+    latents = [torch.tensor(grid, dtype=torch.float32) for grid in grids]
+    estimate = ImageModel(arch, torch.device("cpu")).latent_bits(
+        params, latents, torch.tensor(20 / LOG_SCALE_STEPS)
+    )
+    assert 1.0 <= len(payload) * 8 / float(estimate) <= 1.04
