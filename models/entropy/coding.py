@@ -94,10 +94,8 @@ def _aru_pass1(model, context: CoarseContext, shape) -> np.ndarray:
 def _aru_pass2(model, grid, pass1, coarse) -> np.ndarray:
     """Fixed-point pass-2 (μ, log σ) at the non-anchors, ``(2, no)`` in row-major order.
     ``grid`` needs correct values at anchors only."""
-    inputs = aru_pass2_inputs(_tensor(grid), _tensor(pass1), _tensor(coarse)).numpy()
-    inputs[:4] *= UNIT
-    inputs[6] *= UNIT
-    return fixed_forward(model.aru_pass2, inputs)
+    inputs = aru_pass2_inputs(_tensor(grid * UNIT), _tensor(pass1), _tensor(coarse * UNIT))
+    return fixed_forward(model.aru_pass2, inputs.numpy())
 
 
 def _wavefronts(height: int, width: int) -> Iterator[np.ndarray]:
