@@ -10,7 +10,7 @@ import torch
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.mlp import Params
 from inrstore.models.core.synthesis import synthesize
-from inrstore.models.core.upsample import pixel_centres, sample_grids
+from inrstore.models.core.upsample import GridSampler, pixel_centres
 
 MIN_SCALE, MAX_SCALE = 1.0 / 16.0, 8.0
 MAX_OUTPUT_PIXELS = 400_000_000
@@ -87,10 +87,11 @@ def render(
     band = max(1, RENDER_BLOCK // (right - left))
     pieces = []
     with torch.no_grad():
+        sampler = GridSampler(grids, row_centres, col_centres)
         for start in range(row0, row0 + rows, band):
             stop = min(row0 + rows, start + band)
             first, last = max(top, start - 1), min(bottom, stop + 1)
-            latents = sample_grids(grids, row_centres[first - top : last - top], col_centres)
+            latents = sampler.rows(first - top, last - top)
             image = synthesize(arch.synthesis, synthesis_params, latents)
             pieces.append(image[:, start - first : stop - first, col0 - left : col0 - left + cols])
     block = torch.cat(pieces, dim=1)

@@ -10,6 +10,7 @@ and the same code serves training (scale 1) and any-scale decoding.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import torch
 
@@ -53,23 +54,83 @@ def sample_grids(
     Returns:
         ``(L, R, C)`` dense latent features (channels first).
     """
-    planes = []
-    for level, grid in enumerate(grids):
-        step = float(2**level)
-        rows = _interpolate(grid, row_centres / step - 0.5, dim=0)
-        planes.append(_interpolate(rows, col_centres / step - 0.5, dim=1))
-    return torch.stack(planes, dim=0)
+    return GridSampler(grids, row_centres, col_centres).rows(0, len(row_centres))
 
 
-def _interpolate(grid: torch.Tensor, positions: torch.Tensor, dim: int) -> torch.Tensor:
-    """Bicubic interpolation of ``grid`` along ``dim`` at continuous ``positions``."""
-    size = grid.shape[dim]
+@dataclass(frozen=True)
+class _SampledGrid:
+    """One grid interpolated along its columns, with the taps of every output row."""
+
+    columns: torch.Tensor
+    """``(rows touched, C)``."""
+    index: torch.Tensor
+    """``(4, R)`` rows of ``columns`` each output row reads, or ``(1, R)`` with ``weight``
+    None where every output row falls on a grid row."""
+    weight: torch.Tensor | None
+
+
+class GridSampler:
+    """Every grid sampled at fixed output columns, for any band of output rows.
+
+    Each grid is interpolated along its columns once, over the grid rows that some output row
+    reads: ``(rows touched, C)``, about ``2**-l`` of the output's size at scale 1. A band of
+    output rows is then one product per grid with a small matrix of row taps (a gather where
+    the rows fall on grid points, as for the finest grid at scale 1; the four taps one by one
+    where the band reads more grid rows than it has, as when downscaling), written straight
+    into the output: one pass over the band per grid instead of a dozen. Costs stay
+    ``O(R × C)`` per grid whatever the scale.
+    """
+
+    def __init__(
+        self, grids: list[torch.Tensor], row_centres: torch.Tensor, col_centres: torch.Tensor
+    ) -> None:
+        """``grids`` as for :func:`sample_grids`; ``row_centres`` ``(R,)`` are every output
+        row that :meth:`rows` may ask for, ``col_centres`` ``(C,)`` the output columns."""
+        self._grids: list[_SampledGrid] = []
+        for level, grid in enumerate(grids):
+            step = float(2**level)
+            positions = row_centres / step - 0.5
+            index, weight = cubic_taps(positions, grid.shape[0])
+            if torch.equal(positions, positions.round()):  # taps (0, 1, 0, 0)
+                index, weight = index[1:2], None
+            else:
+                weight = weight.to(grid.dtype)
+            first, last = int(index.min()), int(index.max()) + 1
+            columns = _interpolate_columns(grid[first:last], col_centres / step - 0.5)
+            self._grids.append(_SampledGrid(columns, index - first, weight))
+
+    def rows(self, start: int, stop: int) -> torch.Tensor:
+        """``(L, stop - start, C)``: the grids at output rows ``start … stop - 1``."""
+        count = stop - start
+        first_grid = self._grids[0].columns
+        output = first_grid.new_empty(len(self._grids), count, first_grid.shape[1])
+        for plane, grid in zip(output, self._grids, strict=True):
+            index = grid.index[:, start:stop]
+            if grid.weight is None:
+                torch.index_select(grid.columns, 0, index[0], out=plane)
+                continue
+            weight = grid.weight[:, start:stop]
+            first, last = int(index.min()), int(index.max()) + 1
+            if last - first > count:  # downscaling: a dense matrix would cost more than taps
+                torch.mul(grid.columns.index_select(0, index[0]), weight[0, :, None], out=plane)
+                for k in range(1, 4):
+                    plane.addcmul_(grid.columns.index_select(0, index[k]), weight[k, :, None])
+                continue
+            matrix = first_grid.new_zeros(count, last - first)
+            matrix.scatter_add_(1, (index - first).T, weight.T)
+            torch.mm(matrix, grid.columns[first:last], out=plane)
+        return output
+
+
+def _interpolate_columns(grid: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Bicubic interpolation of ``grid`` ``(h, w)`` along its columns at continuous
+    ``positions`` ``(C,)``: ``(h, C)``."""
+    size = grid.shape[1]
     if torch.equal(positions, positions.round()):  # on the grid points: a plain gather
-        return grid.index_select(dim, positions.long().clamp(0, size - 1))
+        return grid.index_select(1, positions.long().clamp(0, size - 1))
     index, weight = cubic_taps(positions, size)
     weight = weight.to(grid.dtype)
-    shape = (-1, 1) if dim == 0 else (1, -1)
-    return sum(weight[k].reshape(shape) * grid.index_select(dim, index[k]) for k in range(4))
+    return sum(weight[k] * grid.index_select(1, index[k]) for k in range(4))
 
 
 def upsample_full(grids: list[torch.Tensor], height: int, width: int) -> torch.Tensor:
