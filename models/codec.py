@@ -13,6 +13,7 @@ import torch
 
 from inrstore.models.bitstream.errors import BitstreamError
 from inrstore.models.bitstream.image_format import (
+    FORMAT_VERSION,
     ImageHeader,
     ModuleCoding,
     pack_image,
@@ -112,7 +113,8 @@ def write_bitstream(
     grids: list[np.ndarray],
 ) -> bytes:
     """Entropy-code quantized networks and integer grids (finest first) into bytes."""
-    latents, zero_flags = encode_latents(fixed_entropy_model(arch, modules, prior_index), grids)
+    model = fixed_entropy_model(arch, modules, prior_index)
+    latents, zero_flags = encode_latents(model, grids, FORMAT_VERSION)
     flats = {name: module.flat() for name, module in modules.items()}
     codes = {name: scale_code(flat) for name, flat in flats.items()}
     parameters = encode_parameters([(flats[name], codes[name]) for name in modules])
@@ -156,7 +158,9 @@ def decode_latent_state(data: bytes) -> tuple[ImageHeader, dict[str, QuantizedMo
         name: QuantizedModule.from_flat(shapes[name], flat, header.modules[name].exponent)
         for name, flat in zip(names, flats, strict=True)
     }
-    grids = decode_grids(arch, modules, header.prior_index, latent_bytes, header.zero_flags)
+    grids = decode_grids(
+        arch, modules, header.prior_index, latent_bytes, header.zero_flags, header.version
+    )
     return header, modules, grids
 
 
@@ -166,12 +170,13 @@ def decode_grids(
     prior_index: int,
     latent_bytes: bytes,
     zero_flags: int,
+    version: int,
 ) -> list[np.ndarray]:
-    """Integer grids (float64 arrays, finest first) from a latent section."""
+    """Integer grids (float64 arrays, finest first) from the latent section of a bitstream of
+    format ``version`` (its symbol coding)."""
     try:
-        return decode_latents(
-            fixed_entropy_model(arch, modules, prior_index), latent_bytes, zero_flags
-        )
+        model = fixed_entropy_model(arch, modules, prior_index)
+        return decode_latents(model, latent_bytes, zero_flags, version)
     except CodingError as err:
         raise BitstreamError(str(err)) from None
 

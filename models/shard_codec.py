@@ -26,6 +26,7 @@ from inrstore.models.bitstream.parameters import (
     write_parameters,
 )
 from inrstore.models.bitstream.shard_format import (
+    MEMBER_VERSION,
     MemberHeader,
     ShardHeader,
     header_tag,
@@ -169,7 +170,7 @@ def write_shard(shard: QuantizedShard) -> tuple[bytes, list[bytes]]:
             own = shard.coefficients[index]
             write_parameters(encoder, [(own[name], alpha_codes[name]) for name in names])
         model = fixed_entropy_model(arch, shard.member_modules(index), shard.prior_indices[index])
-        zero_flags = write_latents(encoder, model, grids)
+        zero_flags = write_latents(encoder, model, grids, MEMBER_VERSION)
         member = MemberHeader(height, width, shard.prior_indices[index], zero_flags, tag)
         members.append(pack_member(member, encoder.get_compressed().tobytes()))
     return header_bytes, members
@@ -223,7 +224,10 @@ def decode_member(
     modules = member_modules(shared.bases, coefficients, exponents)
     try:
         grids = read_latents(
-            decoder, fixed_entropy_model(arch, modules, own.prior_index), own.zero_flags
+            decoder,
+            fixed_entropy_model(arch, modules, own.prior_index),
+            own.zero_flags,
+            own.version,
         )
     except CodingError as err:
         raise BitstreamError(str(err)) from None

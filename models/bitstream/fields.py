@@ -30,10 +30,19 @@ class Field:
 
 
 class Prefix:
-    """Magic, version and range-checked fields of one format."""
+    """Magic, version and range-checked fields of one format. Written with ``version``; read
+    from any version in ``oldest … version``."""
 
-    def __init__(self, magic: bytes, version: int, what: str, fields: tuple[Field, ...]) -> None:
+    def __init__(
+        self,
+        magic: bytes,
+        version: int,
+        what: str,
+        fields: tuple[Field, ...],
+        oldest: int | None = None,
+    ) -> None:
         self.magic, self.version, self.what, self.fields = magic, version, what, fields
+        self.oldest = version if oldest is None else oldest
         self.layout = struct.Struct(f">{len(magic)}sB" + "".join(f.code for f in fields))
 
     @property
@@ -49,15 +58,17 @@ class Prefix:
         return self.layout.pack(self.magic, self.version, *(values[f.name] for f in self.fields))
 
     def unpack(self, data: bytes) -> dict[str, int]:
+        """The fields by name, and the version read under ``"version"``."""
         if len(data) < self.size:
             raise BitstreamError(f"too short for an inrstore {self.what} ({len(data)} bytes)")
         magic, version, *raw = self.layout.unpack_from(data)
         if magic != self.magic:
             raise BitstreamError(f"not an inrstore {self.what} (bad magic number)")
-        if version != self.version:
+        if not self.oldest <= version <= self.version:
+            readable = f"{self.oldest} to {self.version}" if self.oldest < self.version else ""
             raise BitstreamError(
                 f"unsupported {self.what} format version {version} (this inrstore reads "
-                f"{self.version})"
+                f"{readable or self.version})"
             )
         values = dict(zip((f.name for f in self.fields), raw, strict=True))
         for field in self.fields:
@@ -65,7 +76,7 @@ class Prefix:
                 raise BitstreamError(
                     f"{self.what} field {field.name}={values[field.name]} is out of range"
                 )
-        return values
+        return values | {"version": version}
 
 
 def seal(body: bytes, size: int = 4) -> bytes:

@@ -1,4 +1,4 @@
-"""The single-image bitstream (format version 1).
+"""The single-image bitstream (format version 2; version 1 is still read).
 
 Layout, big-endian::
 
@@ -9,6 +9,11 @@ Layout, big-endian::
 
 Every field is range-checked when written and when read; section lengths must add up to the
 byte count; the checksum is verified before any section is decoded. Nothing is unpickled.
+
+Versions differ only in how the latent section codes its symbols (the version number is the
+symbol coding of :mod:`~inrstore.models.entropy.coding`): version 1 used a
+``QuantizedLaplace`` per symbol everywhere, version 2 codes the coarsest grid and the ARU
+passes with cached tables. Version 1 bitstreams decode unchanged; nothing needs migrating.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from inrstore.models.core.architecture import MAX_LEVELS, Architecture
 from inrstore.models.entropy.laplace import LOG_SCALE_MAX_INDEX, LOG_SCALE_MIN_INDEX
 
 MAGIC = b"INRS"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+OLDEST_VERSION = 1
 MAX_PIXELS = 100_000_000
 """Largest image (H × W) a bitstream may declare."""
 MAX_WIDTH = 64
@@ -47,7 +53,9 @@ LATENT_FIELDS = (
     Field("zero_flags", "B", 0, 2**MAX_LEVELS - 1),
 )
 """What an image's latent section needs besides the networks."""
-PREFIX = Prefix(MAGIC, FORMAT_VERSION, "image", SIZE_FIELDS + NETWORK_FIELDS + LATENT_FIELDS)
+PREFIX = Prefix(
+    MAGIC, FORMAT_VERSION, "image", SIZE_FIELDS + NETWORK_FIELDS + LATENT_FIELDS, OLDEST_VERSION
+)
 _MODULE = struct.Struct(">BH")
 _SECTIONS = struct.Struct(">II")
 
@@ -68,6 +76,8 @@ class ImageHeader:
     prior_index: int
     zero_flags: int
     modules: dict[str, ModuleCoding]
+    version: int = FORMAT_VERSION
+    """The format version (written: always :data:`FORMAT_VERSION`)."""
 
 
 def arch_values(arch: Architecture) -> dict[str, int]:
@@ -123,5 +133,7 @@ def unpack_image(data: bytes) -> tuple[ImageHeader, bytes, bytes]:
         offset += _MODULE.size
     lengths = read(_SECTIONS, data, offset, "section lengths")
     parameters, latents = split_sections(data, offset + _SECTIONS.size, lengths, "image")
-    header = ImageHeader(arch, values["prior_index"], values["zero_flags"], modules)
+    header = ImageHeader(
+        arch, values["prior_index"], values["zero_flags"], modules, values["version"]
+    )
     return header, parameters, latents

@@ -1,4 +1,5 @@
-"""Byte formats of a shard (format version 1): one shard header, one record per member.
+"""Byte formats of a shard: one shard header (version 1), one record per member (version 2;
+version 1 is still read).
 
 Shard header, big-endian::
 
@@ -18,7 +19,8 @@ With K = 1 the coefficients are fixed to 1: their exponents and codes are 0 and 
 codes none. The header tag makes decoding a member against the wrong header an error, not
 garbage (a 1 in 65 536 chance of a mismatch slipping through). The 16-bit check catches all
 burst errors up to 16 bits; in a store, the member's record adds a full CRC-32. Sizes are
-validated before anything is allocated.
+validated before anything is allocated. A member's version is the symbol coding of its
+latents, as for single images (:mod:`~inrstore.models.bitstream.image_format`).
 """
 
 from __future__ import annotations
@@ -53,21 +55,24 @@ from inrstore.models.core.architecture import Architecture
 
 HEADER_MAGIC = b"INSH"
 MEMBER_MAGIC = b"IM"
-FORMAT_VERSION = 1
+HEADER_VERSION = 1
+MEMBER_VERSION = 2
+MEMBER_OLDEST_VERSION = 1
 MAX_BASES = 4096
 MAX_BASIS_INTEGERS = 1 << 22
 """Largest number of basis integers (K × parameters) a header may declare."""
 HEADER_PREFIX = Prefix(
     HEADER_MAGIC,
-    FORMAT_VERSION,
+    HEADER_VERSION,
     "shard header",
     (*NETWORK_FIELDS, Field("bases", "H", 1, MAX_BASES)),
 )
 MEMBER_PREFIX = Prefix(
     MEMBER_MAGIC,
-    FORMAT_VERSION,
+    MEMBER_VERSION,
     "shard member",
     (*SIZE_FIELDS, *LATENT_FIELDS, Field("header_tag", "H", 0, 2**16 - 1)),
+    MEMBER_OLDEST_VERSION,
 )
 _MODULE = struct.Struct(">BHBH")
 _LENGTH = struct.Struct(">I")
@@ -107,6 +112,8 @@ class MemberHeader:
     prior_index: int
     zero_flags: int
     header_tag: int
+    version: int = MEMBER_VERSION
+    """The record's format version (written: always :data:`MEMBER_VERSION`)."""
 
     def arch(self, template: Architecture) -> Architecture:
         return replace(template, height=self.height, width=self.width)

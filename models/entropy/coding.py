@@ -1,9 +1,15 @@
 """Coding the latent grids with the fixed-point MARM model and constriction's range coder.
 
 Order (the decoder's, which the encoder follows symbol for symbol): coarsest grid under its
-fixed prior; each ARU grid in two calls, anchors then non-anchors; each ARM grid one call per
+fixed prior; each ARU grid in two passes, anchors then non-anchors; each ARM grid one call per
 wavefront (anti-diagonal ``(ARM_MAX_RIGHT + 1) r + c``). A grid of zeros is flagged and not
 coded. All (μ, σ) come from :mod:`inrstore.models.core.mlp`'s exact integer arithmetic.
+
+Two symbol codings, named by the format version that introduced them:
+:data:`LAPLACE_CODING` codes every symbol with a ``QuantizedLaplace`` of mean (1/256 steps)
+and snapped scale; :data:`TABLE_CODING` codes the coarsest grid and the ARU passes with the
+cached tables of :mod:`~inrstore.models.entropy.tables` (one call per table) and keeps the
+``QuantizedLaplace`` for ARM wavefronts, whose few symbols would split into as many calls.
 """
 
 from __future__ import annotations
@@ -33,9 +39,14 @@ from inrstore.models.entropy.laplace import (
     LOG_SCALE_STEPS,
     snap_parameters,
 )
+from inrstore.models.entropy.tables import read_symbols, write_symbols
 
 UNIT = float(2**FRACTION_BITS)
 _MODEL = constriction.stream.model.QuantizedLaplace(LATENT_MIN, LATENT_MAX)
+
+LAPLACE_CODING = 1
+TABLE_CODING = 2
+SYMBOL_CODINGS = (LAPLACE_CODING, TABLE_CODING)
 
 
 class CodingError(ValueError):
@@ -113,18 +124,23 @@ def _level_model(model: FixedEntropyModel, level: int) -> str:
     return "arm" if level < model.arch.arm_levels else "aru"
 
 
-def encode_latents(model: FixedEntropyModel, grids: list[np.ndarray]) -> tuple[bytes, int]:
+def encode_latents(
+    model: FixedEntropyModel, grids: list[np.ndarray], coding: int = TABLE_CODING
+) -> tuple[bytes, int]:
     """Encode integer grids (finest first, each ``(h_l, w_l)`` int). Returns (payload, zero flags).
 
     Bit ``l`` of the flags is set when grid ``l`` is all zeros (then it is not coded).
     """
     encoder = constriction.stream.queue.RangeEncoder()
-    zero_flags = write_latents(encoder, model, grids)
+    zero_flags = write_latents(encoder, model, grids, coding)
     return encoder.get_compressed().tobytes(), zero_flags
 
 
-def write_latents(encoder, model: FixedEntropyModel, grids: list[np.ndarray]) -> int:
-    """Append the grids to a constriction ``RangeEncoder``; returns the zero flags."""
+def write_latents(
+    encoder, model: FixedEntropyModel, grids: list[np.ndarray], coding: int = TABLE_CODING
+) -> int:
+    """Append the grids to a constriction ``RangeEncoder`` with symbol coding ``coding``;
+    returns the zero flags."""
     levels = model.arch.levels
     zero_flags = sum(1 << level for level in range(levels) if not np.any(grids[level]))
     coarse_mu, coarse_log_scale = model.prior(grids[-1].shape)
@@ -150,10 +166,15 @@ def write_latents(encoder, model: FixedEntropyModel, grids: list[np.ndarray]) ->
                 order = [np.concatenate(list(_wavefronts(*grid.shape)))]
             mu, log_scale = output[0].reshape(grid.shape), output[1].reshape(grid.shape)
         if not zero_flags >> level & 1:
-            means, scales = snap_parameters(mu.reshape(-1), log_scale.reshape(-1))
+            tables = coding == TABLE_CODING and kind != "arm"
+            mu_flat, log_scale_flat = mu.reshape(-1), log_scale.reshape(-1)
             for index in order:
                 _check_range(symbols[index])
-                encoder.encode(symbols[index], _MODEL, means[index], scales[index])
+                if tables:
+                    write_symbols(encoder, symbols[index], mu_flat[index], log_scale_flat[index])
+                else:
+                    means, scales = snap_parameters(mu_flat[index], log_scale_flat[index])
+                    encoder.encode(symbols[index], _MODEL, means, scales)
         coarse_mu, coarse_log_scale = mu, log_scale
     return zero_flags
 
@@ -169,16 +190,23 @@ def _check_range(symbols: np.ndarray) -> None:
         raise ValueError(f"latent symbols must lie in [{LATENT_MIN}, {LATENT_MAX}]")
 
 
-def decode_latents(model: FixedEntropyModel, payload: bytes, zero_flags: int) -> list[np.ndarray]:
+def decode_latents(
+    model: FixedEntropyModel, payload: bytes, zero_flags: int, coding: int = TABLE_CODING
+) -> list[np.ndarray]:
     """Inverse of :func:`encode_latents`: integer grids (as float64 arrays), finest first."""
     if len(payload) % 4:
         raise CodingError("latent payload length is not a multiple of 4 bytes")
     words = np.frombuffer(payload, dtype=np.uint32).copy()
-    return read_latents(constriction.stream.queue.RangeDecoder(words), model, zero_flags)
+    return read_latents(constriction.stream.queue.RangeDecoder(words), model, zero_flags, coding)
 
 
-def read_latents(decoder, model: FixedEntropyModel, zero_flags: int) -> list[np.ndarray]:
+def read_latents(
+    decoder, model: FixedEntropyModel, zero_flags: int, coding: int = TABLE_CODING
+) -> list[np.ndarray]:
     """Read what :func:`write_latents` wrote, from a constriction ``RangeDecoder``."""
+    if coding not in SYMBOL_CODINGS:
+        raise ValueError(f"unknown symbol coding {coding}")
+    read = _read_tables if coding == TABLE_CODING else _read_laplace
     arch = model.arch
     shapes = arch.grid_shapes()
     grids: list[np.ndarray] = [np.zeros(shape) for shape in shapes]
@@ -192,7 +220,7 @@ def read_latents(decoder, model: FixedEntropyModel, zero_flags: int) -> list[np.
         if kind == "prior":
             mu, log_scale = coarse_mu, coarse_log_scale
             if coded:
-                flat[:] = _decode(decoder, *snap_parameters(mu.reshape(-1), log_scale.reshape(-1)))
+                flat[:] = read(decoder, mu.reshape(-1), log_scale.reshape(-1))
         elif kind == "aru":
             coarse = grids[level + 1]
             context = _context(model, coarse, coarse_mu, coarse_log_scale, level)
@@ -200,10 +228,10 @@ def read_latents(decoder, model: FixedEntropyModel, zero_flags: int) -> list[np.
             board = checkerboard(*shape)
             anchors, others = board.anchors.numpy(), board.others.numpy()
             if coded:
-                flat[anchors] = _decode(decoder, *snap_parameters(*output[:, anchors]))
+                flat[anchors] = read(decoder, *output[:, anchors])
             output[:, others] = pass2 = _aru_pass2(model, grid, output, coarse)
             if coded:
-                flat[others] = _decode(decoder, *snap_parameters(*pass2))
+                flat[others] = read(decoder, *pass2)
             mu, log_scale = output[0].reshape(shape), output[1].reshape(shape)
         else:
             context = _context(model, grids[level + 1], coarse_mu, coarse_log_scale, level)
@@ -229,15 +257,24 @@ def _decode_arm(model, decoder, grid: np.ndarray, context: CoarseContext, coded:
         result = fixed_forward(model.arm, inputs)
         output[:, pixels] = result
         if coded:
-            symbols = _decode(decoder, *snap_parameters(result[0], result[1]))
+            symbols = _read_laplace(decoder, result[0], result[1])
             padded[positions] = symbols * UNIT
     if coded:
         grid[:] = padded.reshape(height + 2, stride)[2:, 2 : 2 + width] / UNIT
     return output
 
 
-def _decode(decoder, means: np.ndarray, scales: np.ndarray) -> np.ndarray:
+def _read_laplace(decoder, mu: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
+    """Symbols (float64) under ``QuantizedLaplace`` models of fixed-point ``(μ, log σ)``."""
     try:
-        return decoder.decode(_MODEL, means, scales).astype(np.float64)
+        return decoder.decode(_MODEL, *snap_parameters(mu, log_scale)).astype(np.float64)
     except Exception as err:  # constriction reports exhausted or inconsistent data this way
+        raise CodingError(f"latent payload does not decode ({err})") from None
+
+
+def _read_tables(decoder, mu: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
+    """Symbols (float64) under the tables of fixed-point ``(μ, log σ)``."""
+    try:
+        return read_symbols(decoder, mu, log_scale).astype(np.float64)
+    except Exception as err:  # as above, and symbols out of range
         raise CodingError(f"latent payload does not decode ({err})") from None

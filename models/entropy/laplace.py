@@ -59,11 +59,15 @@ def snap_parameters(
 
     μ keeps its 1/256 steps, clamped to the symbol range; log σ is rounded to a table index.
     """
+    mu = np.clip(mu_fixed / float(2**FRACTION_BITS), LATENT_MIN, LATENT_MAX)
+    return mu, SCALE_TABLE[scale_indices(log_scale_fixed) - LOG_SCALE_MIN_INDEX]
+
+
+def scale_indices(log_scale_fixed: np.ndarray) -> np.ndarray:
+    """Fixed-point log σ → the nearest table indices (int64, clamped to the table)."""
     one = float(2**FRACTION_BITS)
-    mu = np.clip(mu_fixed / one, LATENT_MIN, LATENT_MAX)
     index = np.floor((log_scale_fixed * LOG_SCALE_STEPS + one / 2) / one)
-    index = np.clip(index, LOG_SCALE_MIN_INDEX, LOG_SCALE_MAX_INDEX).astype(np.int64)
-    return mu, SCALE_TABLE[index - LOG_SCALE_MIN_INDEX]
+    return np.clip(index, LOG_SCALE_MIN_INDEX, LOG_SCALE_MAX_INDEX).astype(np.int64)
 
 
 def log_scale_index(log_scale: float) -> int:

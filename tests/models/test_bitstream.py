@@ -53,7 +53,8 @@ def _forge(data: bytes, offset: int, code: str, value: int) -> bytes:
     ("offset", "code", "value", "message"),
     [
         (0, "I", 0x504E4700, "bad magic number"),
-        (4, "B", FORMAT_VERSION + 1, "unsupported image format version 2"),
+        (4, "B", FORMAT_VERSION + 1, rf"version {FORMAT_VERSION + 1} \(this inrstore reads 1 to"),
+        (4, "B", 0, "unsupported image format version 0"),
         (5, "H", 0, "height=0 is out of range"),
         (5, "I", 60000 << 16 | 60000, "declared size 60000x60000 is too large"),
         (9, "B", 2, "channels must be 1, 3 or 4, not 2"),

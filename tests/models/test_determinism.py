@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inrstore.models.codec import decode_image, decode_latent_state, encode_image
+from inrstore.models.bitstream.image_format import FORMAT_VERSION
+from inrstore.models.codec import decode_image, decode_latent_state, encode_image, read_header
 
 from .conftest import TINY_PRESET
 
@@ -67,9 +68,10 @@ def test_two_thread_encode_decodes_identically_in_a_one_thread_process(tmp_path:
     assert _decode_elsewhere(path, 1) == [latents, pixels, "[]"]
 
 
-def test_golden_bitstream_still_decodes() -> None:
-    bitstream, expected = GOLDEN / "tiny-v1.inr", GOLDEN / "tiny-v1.json"
-    if os.environ.get(REGENERATE):
+@pytest.mark.parametrize("version", range(1, FORMAT_VERSION + 1))
+def test_golden_bitstreams_of_every_version_still_decode(version: int) -> None:
+    bitstream, expected = GOLDEN / f"tiny-v{version}.inr", GOLDEN / f"tiny-v{version}.json"
+    if os.environ.get(REGENERATE) and version == FORMAT_VERSION:
         pixels = np.tile(np.arange(0, 256, 16, dtype=np.uint8), (16, 1))
         rgb = np.stack([pixels, pixels.T, 255 - pixels], axis=2)
         data = encode_image(rgb, TINY_PRESET, quality=60)
@@ -77,8 +79,10 @@ def test_golden_bitstream_still_decodes() -> None:
         latents, decoded = _digests(data)
         expected.write_text(json.dumps({"latents": latents, "pixels": decoded}, indent=2) + "\n")
         pytest.skip("golden bitstream regenerated")
+    data = bitstream.read_bytes()
+    assert read_header(data).version == version
     digests = json.loads(expected.read_text())
-    latents, pixels = _digests(bitstream.read_bytes())
+    latents, pixels = _digests(data)
     assert latents == digests["latents"], "format change: bump FORMAT_VERSION and migrate"
     assert pixels == digests["pixels"]
 

@@ -17,7 +17,7 @@ from inrstore.models.bitstream.parameters import (
 from inrstore.models.codec import fixed_entropy_model
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.quantized import QuantizedModule
-from inrstore.models.entropy.coding import decode_latents, encode_latents
+from inrstore.models.entropy.coding import SYMBOL_CODINGS, decode_latents, encode_latents
 from inrstore.models.entropy.laplace import LOG_SCALE_STEPS, SCALE_TABLE
 from inrstore.models.fit.image_model import ImageModel
 
@@ -27,13 +27,16 @@ from .conftest import random_grids, random_modules
 @pytest.mark.parametrize(("height", "width", "levels", "arm_levels"), [
     (16, 16, 3, 0), (13, 21, 4, 1), (24, 17, 4, 3), (9, 9, 1, 0),
 ])  # fmt: skip
-def test_latents_round_trip(height: int, width: int, levels: int, arm_levels: int) -> None:
+@pytest.mark.parametrize("coding", SYMBOL_CODINGS)
+def test_latents_round_trip(
+    height: int, width: int, levels: int, arm_levels: int, coding: int
+) -> None:
     arch = Architecture(height, width, 3, levels, arm_levels)
     model = fixed_entropy_model(arch, random_modules(arch, seed=levels), prior_index=20)
     grids = random_grids(arch, seed=height)
-    payload, zero_flags = encode_latents(model, grids)
+    payload, zero_flags = encode_latents(model, grids, coding)
     assert zero_flags == 0
-    decoded = decode_latents(model, payload, zero_flags)
+    decoded = decode_latents(model, payload, zero_flags, coding)
     for original, result in zip(grids, decoded, strict=True):
         np.testing.assert_array_equal(result, original)
 

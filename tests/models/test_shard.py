@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from inrstore.models import shard_codec
 from inrstore.models.bitstream.errors import BitstreamError
 from inrstore.models.bitstream.shard_format import HEADER_PREFIX, MEMBER_PREFIX, unpack_member
 from inrstore.models.core.mixture import mix_integers
@@ -173,3 +174,20 @@ def test_warm_start_reuses_matching_bases_and_runs_half_the_schedule(images) -> 
     assert cold.steps == 2 * SHARD_PRESET.iterations  # two sizes: two chunks
     assert warm.steps == cold.steps // 2
     assert psnr(images[2], decode_member(warm.header, warm.members[1])) > 22.0
+
+
+def test_members_of_format_1_still_decode(images, monkeypatch) -> None:
+    """A member whose latents use format 1's symbol coding (a QuantizedLaplace per symbol)
+    decodes to the same pixels as the same member in the current format."""
+    current = encode_shard(images[:1], SHARD_PRESET, quality=70, bases=1)
+    monkeypatch.setattr(shard_codec, "MEMBER_VERSION", 1)
+    old = encode_shard(images[:1], SHARD_PRESET, quality=70, bases=1)
+    assert old.header == current.header and old.members[0] != current.members[0]
+    record = bytearray(old.members[0][:-2])
+    record[len(MEMBER_PREFIX.magic)] = 1  # the version byte
+    record += struct.pack(">H", zlib.crc32(bytes(record)) & 0xFFFF)
+    assert (
+        unpack_member(bytes(record), read_shard_header(old.header).header.template)[0].version == 1
+    )
+    expected = decode_member(current.header, current.members[0])
+    assert np.array_equal(decode_member(old.header, bytes(record)), expected)

@@ -1,0 +1,129 @@
+"""Coding symbols with cached quantized-Laplace tables, grouped by their distribution.
+
+The coder's distribution of a symbol depends on its mean only through the mean's fraction:
+with the mean snapped to 1/16 (``base + fraction / 16``), the offset ``symbol - base`` follows
+one of 16 × 129 fixed tables (fraction, scale index). Symbols are sorted by table (a stable
+radix sort of 16-bit keys) and each group is one constriction call with a cached
+``Categorical`` model: on a Kodak image about 2× faster to decode than a ``QuantizedLaplace``
+per symbol, whose quantile function is evaluated for every symbol, for 0.1% more bytes.
+
+The tables' probabilities use IEEE additions, multiplications and divisions only (no libm
+``exp``, which may differ in the last bit between machines), so every machine builds the same
+models. Both sides know every symbol's table before the first symbol of a pass is coded.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import constriction
+import numpy as np
+
+from inrstore.models.core.mlp import FRACTION_BITS
+from inrstore.models.entropy.laplace import (
+    LATENT_MAX,
+    LATENT_MIN,
+    LOG_SCALE_MIN_INDEX,
+    SCALE_TABLE,
+    scale_indices,
+)
+
+MEAN_STEPS = 16
+"""Means are snapped to multiples of 1/16 for the tables."""
+_MEAN_BITS = 4
+_KEYS = len(SCALE_TABLE) * MEAN_STEPS
+
+OFFSET_LIMIT = LATENT_MAX - LATENT_MIN
+"""Offsets ``symbol - base`` lie in ``[-OFFSET_LIMIT, OFFSET_LIMIT]``: tables of 255 entries."""
+
+_INVERSE_E = 0.36787944117144233
+"""e**-1, the double nearest to it (a literal, so the same on every machine)."""
+_TAYLOR_TERMS = 20
+_EXPONENT_CAP = 60
+"""e**-60 ≈ 9e-27 is far below the coder's smallest probability (2**-24): larger arguments
+are capped."""
+_POWERS = np.array([_INVERSE_E**0] + [0.0] * _EXPONENT_CAP)
+for _index in range(1, _EXPONENT_CAP + 1):
+    _POWERS[_index] = _POWERS[_index - 1] * _INVERSE_E
+
+
+def exp_negative(x: np.ndarray) -> np.ndarray:
+    """``e**-x`` for ``x ≥ 0`` from IEEE basic operations: ``x = m + r`` with integer ``m``,
+    ``e**-m`` from a table of repeated products, ``e**-r`` (``0 ≤ r < 1``) by Horner's rule on
+    its Taylor series (relative error below 1e-15)."""
+    x = np.minimum(x, float(_EXPONENT_CAP))
+    whole = np.floor(x)
+    rest = x - whole
+    series = np.ones_like(x)
+    for k in range(_TAYLOR_TERMS, 0, -1):
+        series = 1.0 - rest * series / k
+    return _POWERS[whole.astype(np.int64)] * series
+
+
+def bin_probabilities(scale_index: int, fraction: int) -> np.ndarray:
+    """``(2 OFFSET_LIMIT + 1,)``: mass of each offset ``o`` under a Laplace distribution of
+    mean ``fraction / MEAN_STEPS`` and scale ``SCALE_TABLE[scale_index]``, integrated over
+    ``[o - ½, o + ½]``; ``scale_index`` counts from :data:`LOG_SCALE_MIN_INDEX`."""
+    scale = SCALE_TABLE[scale_index]
+    offsets = np.arange(-OFFSET_LIMIT, OFFSET_LIMIT + 1, dtype=np.float64)
+    mean = fraction / MEAN_STEPS
+    lower, upper = offsets - 0.5 - mean, offsets + 0.5 - mean
+    # Half the mass beyond each bound (a tail); the bins on each side are differences of tails.
+    lower_tail = 0.5 * exp_negative(np.abs(lower) / scale)
+    upper_tail = 0.5 * exp_negative(np.abs(upper) / scale)
+    return np.where(
+        upper <= 0,
+        upper_tail - lower_tail,
+        np.where(lower >= 0, lower_tail - upper_tail, 1.0 - lower_tail - upper_tail),
+    )
+
+
+@functools.cache
+def _model(key: int) -> constriction.stream.model.Categorical:
+    scale_index, fraction = divmod(key, MEAN_STEPS)
+    return constriction.stream.model.Categorical(
+        bin_probabilities(scale_index, fraction), perfect=False
+    )
+
+
+def _groups(mu_fixed: np.ndarray, log_scale_fixed: np.ndarray):
+    """Bases ``(n,)``, the order that sorts the symbols by table, and each table's key and
+    symbol count (ascending keys)."""
+    one = float(2**FRACTION_BITS)
+    mu = np.clip(mu_fixed, LATENT_MIN * one, LATENT_MAX * one)
+    mean = np.floor((mu + one / MEAN_STEPS / 2) * (MEAN_STEPS / one)).astype(np.int64)
+    base, fraction = mean >> _MEAN_BITS, mean & (MEAN_STEPS - 1)
+    index = scale_indices(log_scale_fixed) - LOG_SCALE_MIN_INDEX
+    keys = (index << _MEAN_BITS | fraction).astype(np.int16)
+    order = np.argsort(keys, kind="stable")
+    counts = np.bincount(keys, minlength=_KEYS)
+    present = np.flatnonzero(counts)
+    return base, order, zip(present.tolist(), counts[present].tolist(), strict=True)
+
+
+def write_symbols(
+    encoder, symbols: np.ndarray, mu_fixed: np.ndarray, log_scale_fixed: np.ndarray
+) -> None:
+    """Append integer ``symbols`` ``(n,)`` to a constriction encoder, under the tables of the
+    fixed-point ``(μ, log σ)`` (each ``(n,)``)."""
+    base, order, groups = _groups(mu_fixed, log_scale_fixed)
+    offsets = (symbols[order] - base[order] + OFFSET_LIMIT).astype(np.int32)
+    start = 0
+    for key, count in groups:
+        encoder.encode(offsets[start : start + count], _model(key))
+        start += count
+
+
+def read_symbols(decoder, mu_fixed: np.ndarray, log_scale_fixed: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`write_symbols`: the symbols ``(n,)`` (int64), or ``ValueError`` when
+    a decoded symbol falls outside ``[LATENT_MIN, LATENT_MAX]`` (damaged data)."""
+    base, order, groups = _groups(mu_fixed, log_scale_fixed)
+    if not order.size:
+        return base
+    offsets = np.concatenate([decoder.decode(_model(key), count) for key, count in groups])
+    symbols = np.empty_like(base)
+    symbols[order] = offsets
+    symbols += base - OFFSET_LIMIT
+    if symbols.min() < LATENT_MIN or symbols.max() > LATENT_MAX:
+        raise ValueError("a decoded symbol is out of range")
+    return symbols
