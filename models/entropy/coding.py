@@ -141,6 +141,7 @@ def write_latents(
 ) -> int:
     """Append the grids to a constriction ``RangeEncoder`` with symbol coding ``coding``;
     returns the zero flags."""
+    _check_coding(coding)
     levels = model.arch.levels
     zero_flags = sum(1 << level for level in range(levels) if not np.any(grids[level]))
     coarse_mu, coarse_log_scale = model.prior(grids[-1].shape)
@@ -185,6 +186,11 @@ def _finest_coded(zero_flags: int, levels: int) -> int:
     return next((level for level in range(levels) if not zero_flags >> level & 1), levels)
 
 
+def _check_coding(coding: int) -> None:
+    if coding not in SYMBOL_CODINGS:
+        raise ValueError(f"unknown symbol coding {coding}")
+
+
 def _check_range(symbols: np.ndarray) -> None:
     if symbols.size and (symbols.min() < LATENT_MIN or symbols.max() > LATENT_MAX):
         raise ValueError(f"latent symbols must lie in [{LATENT_MIN}, {LATENT_MAX}]")
@@ -204,8 +210,7 @@ def read_latents(
     decoder, model: FixedEntropyModel, zero_flags: int, coding: int = TABLE_CODING
 ) -> list[np.ndarray]:
     """Read what :func:`write_latents` wrote, from a constriction ``RangeDecoder``."""
-    if coding not in SYMBOL_CODINGS:
-        raise ValueError(f"unknown symbol coding {coding}")
+    _check_coding(coding)
     read = _read_tables if coding == TABLE_CODING else _read_laplace
     arch = model.arch
     shapes = arch.grid_shapes()

@@ -35,7 +35,7 @@ def test_exp_negative_matches_libm_within_a_few_ulps() -> None:
 @pytest.mark.parametrize("scale_index", [0, 40, 64, 100, 128])
 @pytest.mark.parametrize("fraction", [0, 1, 8, 15])
 def test_bin_probabilities_integrate_the_laplace_density(scale_index: int, fraction: int) -> None:
-    probabilities = bin_probabilities(scale_index, fraction)
+    probabilities = bin_probabilities(scale_index)[fraction]
     scale, mean = SCALE_TABLE[scale_index], fraction / 16
     bounds = np.arange(-OFFSET_LIMIT, OFFSET_LIMIT + 2) - 0.5 - mean
     tail = 0.5 * np.exp(-np.abs(bounds) / scale)
