@@ -152,9 +152,17 @@ class Pass1FirstLayer:
         )
         return cls(per_cell, row_term, col_term, height, width)
 
-    def rows(self, start: int = 0, stop: int | None = None) -> torch.Tensor:
+    def rows(
+        self, start: int = 0, stop: int | None = None, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The layer's output for the grid rows ``start … stop - 1`` (``start`` even),
-        ``(hidden, (stop - start) * width)`` in row-major pixel order."""
+        ``(hidden, (stop - start) * width)`` in row-major pixel order.
+
+        ``out`` (no autograd), ``(hidden, n, 2, 2 * coarse width)`` with ``n`` at least the
+        band's coarse rows, receives the sums: a decoder reusing it for every band skips an
+        allocation per band (pass 1 of kodim23's finest grid: 77 → 69 ms, one thread). The
+        result is then a view of it where the grid's width is even.
+        """
         stop = self.height if stop is None else min(stop, self.height)
         if start % 2:
             raise ValueError("a band of rows must start on an even row")
@@ -164,10 +172,13 @@ class Pass1FirstLayer:
         # Cells repeated along their row, plus the column terms; then both rows of each cell.
         # Broadcasting along whole rows keeps the loops (and the backward's sums) long: 1.6×
         # faster than one five-dimensional sum with inner dimensions of size 2.
-        cells = self.per_cell[:, first:last].repeat_interleave(2, dim=-1) + self.col_term[:, None]
-        fine = cells[:, :, None] + self.row_term[:, 2 * first : 2 * last].reshape(
-            hidden, count, 2, 1
-        )
+        cells = self.per_cell[:, first:last].repeat_interleave(2, dim=-1)
+        cells += self.col_term[:, None]
+        rows = self.row_term[:, 2 * first : 2 * last].reshape(hidden, count, 2, 1)
+        if out is None:
+            fine = cells[:, :, None] + rows
+        else:
+            fine = torch.add(cells[:, :, None], rows, out=out[:, :count])
         fine = fine.reshape(hidden, 2 * count, 2 * coarse_width)[:, : stop - start, : self.width]
         return fine.reshape(hidden, (stop - start) * self.width)
 

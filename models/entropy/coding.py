@@ -93,9 +93,11 @@ def _aru_pass1(model, context: CoarseContext, shape) -> np.ndarray:
     layer = Pass1FirstLayer.build(context, shape, weight, bias)
     height, width = shape
     band = max(2, FORWARD_BLOCK // width // 2 * 2)
+    hidden, _, coarse_width = layer.per_cell.shape
+    buffer = torch.empty(hidden, band // 2, 2, 2 * coarse_width, dtype=torch.float64)
     return np.concatenate(
         [
-            fixed_forward(rest, layer.rows(start, start + band).numpy(), pending=True)
+            fixed_forward(rest, layer.rows(start, start + band, buffer).numpy(), pending=True)
             for start in range(0, height, band)
         ],
         axis=1,
