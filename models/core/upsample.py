@@ -116,8 +116,7 @@ class GridSampler:
                 for k in range(1, 4):
                     plane.addcmul_(grid.columns.index_select(0, index[k]), weight[k, :, None])
                 continue
-            matrix = first_grid.new_zeros(count, last - first)
-            matrix.scatter_add_(1, (index - first).T, weight.T)
+            matrix = taps_matrix(index - first, weight, last - first)
             torch.mm(matrix, grid.columns[first:last], out=plane)
         return output
 
@@ -154,7 +153,11 @@ def interpolation_matrix(length: int, size: int, level: int, device: torch.devic
     """``(length, size)``: row ``i`` holds the bicubic taps with which output pixel ``i`` (at
     scale 1) reads a grid line of ``size`` cells at ``level``."""
     positions = pixel_centres(0, length, 1.0) / float(2**level) - 0.5
-    index, weight = cubic_taps(positions, size)
-    matrix = torch.zeros(length, size, dtype=torch.float32)
-    matrix.scatter_add_(1, index.T, weight.T)
-    return matrix.to(device)
+    return taps_matrix(*cubic_taps(positions, size), size).to(device)
+
+
+def taps_matrix(index: torch.Tensor, weight: torch.Tensor, size: int) -> torch.Tensor:
+    """Dense ``(n, size)`` matrix of the taps ``(index, weight)``, each ``(4, n)``: row ``i``
+    sums ``weight[k, i]`` at column ``index[k, i]`` (border taps that repeat a cell add up)."""
+    matrix = weight.new_zeros(index.shape[1], size)
+    return matrix.scatter_add_(1, index.T, weight.T)

@@ -169,15 +169,11 @@ def write_latents(
                 order = [np.concatenate(list(_wavefronts(*grid.shape)))]
             mu, log_scale = output[0].reshape(grid.shape), output[1].reshape(grid.shape)
         if not zero_flags >> level & 1:
-            tables = coding == TABLE_CODING and kind != "arm"
+            write = write_symbols if coding == TABLE_CODING and kind != "arm" else _write_laplace
             mu_flat, log_scale_flat = mu.reshape(-1), log_scale.reshape(-1)
             for index in order:
                 _check_range(symbols[index])
-                if tables:
-                    write_symbols(encoder, symbols[index], mu_flat[index], log_scale_flat[index])
-                else:
-                    means, scales = snap_parameters(mu_flat[index], log_scale_flat[index])
-                    encoder.encode(symbols[index], _MODEL, means, scales)
+                write(encoder, symbols[index], mu_flat[index], log_scale_flat[index])
         coarse_mu, coarse_log_scale = mu, log_scale
     return zero_flags
 
@@ -269,6 +265,11 @@ def _decode_arm(model, decoder, grid: np.ndarray, context: CoarseContext, coded:
     if coded:
         grid[:] = padded.reshape(height + 2, stride)[2:, 2 : 2 + width] / UNIT
     return output
+
+
+def _write_laplace(encoder, symbols: np.ndarray, mu: np.ndarray, log_scale: np.ndarray) -> None:
+    """Append ``symbols`` under ``QuantizedLaplace`` models of fixed-point ``(μ, log σ)``."""
+    encoder.encode(symbols, _MODEL, *snap_parameters(mu, log_scale))
 
 
 def _read_laplace(decoder, mu: np.ndarray, log_scale: np.ndarray) -> np.ndarray:

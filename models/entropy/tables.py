@@ -43,9 +43,17 @@ _TAYLOR_TERMS = 20
 _EXPONENT_CAP = 60
 """e**-60 ≈ 9e-27 is far below the coder's smallest probability (2**-24): larger arguments
 are capped."""
-_POWERS = np.array([_INVERSE_E**0] + [0.0] * _EXPONENT_CAP)
-for _index in range(1, _EXPONENT_CAP + 1):
-    _POWERS[_index] = _POWERS[_index - 1] * _INVERSE_E
+
+
+def running_powers(first: float, ratio: float, count: int) -> np.ndarray:
+    """``first × ratio**k`` for ``k = 0 … count - 1``, each from the one before by one IEEE
+    multiplication (the same bits on every machine)."""
+    powers = np.full(count, ratio)
+    powers[0] = first
+    return np.multiply.accumulate(powers, out=powers)
+
+
+_POWERS = running_powers(1.0, _INVERSE_E, _EXPONENT_CAP + 1)
 
 
 def exp_negative(x: np.ndarray) -> np.ndarray:
@@ -77,10 +85,7 @@ def bin_probabilities(scale_index: int) -> np.ndarray:
     sixteenths = MEAN_STEPS * np.arange(-OFFSET_LIMIT, OFFSET_LIMIT + 1)[None, :]
     fractions = np.arange(MEAN_STEPS)[:, None]
     lower, upper = sixteenths - half - fractions, sixteenths + half - fractions
-    tails = np.empty(MEAN_STEPS * (OFFSET_LIMIT + 2))  # k up to 16 × 127 + 8 + 15
-    tails[0] = 0.5
-    tails[1:] = ratio
-    np.multiply.accumulate(tails, out=tails)  # ½ r**k, one product after another
+    tails = running_powers(0.5, ratio, MEAN_STEPS * (OFFSET_LIMIT + 2))  # k ≤ 16·127 + 8 + 15
     lower_tail, upper_tail = tails[np.abs(lower)], tails[np.abs(upper)]
     # The bins on each side of the mean are differences of tails.
     probabilities = np.where(
