@@ -173,7 +173,7 @@ def decode_grids(
     version: int,
 ) -> list[np.ndarray]:
     """Integer grids (float64 arrays, finest first) from the latent section of a bitstream of
-    format ``version`` (its symbol coding)."""
+    format ``version`` (its latent coding)."""
     try:
         model = fixed_entropy_model(arch, modules, prior_index)
         return decode_latents(model, latent_bytes, zero_flags, version)

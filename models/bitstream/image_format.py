@@ -1,4 +1,4 @@
-"""The single-image bitstream (format version 2; version 1 is still read).
+"""The single-image bitstream (format version 3; versions 1 and 2 are still read).
 
 Layout, big-endian::
 
@@ -10,10 +10,11 @@ Layout, big-endian::
 Every field is range-checked when written and when read; section lengths must add up to the
 byte count; the checksum is verified before any section is decoded. Nothing is unpickled.
 
-Versions differ only in how the latent section codes its symbols (the version number is the
-symbol coding of :mod:`~inrstore.models.entropy.coding`): version 1 used a
-``QuantizedLaplace`` per symbol everywhere, version 2 codes the coarsest grid and the ARU
-passes with cached tables. Version 1 bitstreams decode unchanged; nothing needs migrating.
+Versions differ only in the latent section (the version number is the coding of
+:mod:`~inrstore.models.entropy.coding`): version 1 used a ``QuantizedLaplace`` per symbol
+everywhere, version 2 codes the coarsest grid and the ARU passes with cached tables, version 3
+runs ARU pass 1 at the anchors only (pass 2 reads the anchors' pass-1 outputs). Bitstreams of
+versions 1 and 2 decode unchanged; nothing needs migrating.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from inrstore.models.core.architecture import MAX_LEVELS, Architecture
 from inrstore.models.entropy.laplace import LOG_SCALE_MAX_INDEX, LOG_SCALE_MIN_INDEX
 
 MAGIC = b"INRS"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 OLDEST_VERSION = 1
 MAX_PIXELS = 100_000_000
 """Largest image (H × W) a bitstream may declare."""

@@ -1,5 +1,5 @@
-"""Byte formats of a shard: one shard header (version 1), one record per member (version 2;
-version 1 is still read).
+"""Byte formats of a shard: one shard header (version 1), one record per member (version 3;
+versions 1 and 2 are still read).
 
 Shard header, big-endian::
 
@@ -19,7 +19,7 @@ With K = 1 the coefficients are fixed to 1: their exponents and codes are 0 and 
 codes none. The header tag makes decoding a member against the wrong header an error, not
 garbage (a 1 in 65 536 chance of a mismatch slipping through). The 16-bit check catches all
 burst errors up to 16 bits; in a store, the member's record adds a full CRC-32. Sizes are
-validated before anything is allocated. A member's version is the symbol coding of its
+validated before anything is allocated. A member's version is the coding of its
 latents, as for single images (:mod:`~inrstore.models.bitstream.image_format`).
 """
 
@@ -56,7 +56,7 @@ from inrstore.models.core.architecture import Architecture
 HEADER_MAGIC = b"INSH"
 MEMBER_MAGIC = b"IM"
 HEADER_VERSION = 1
-MEMBER_VERSION = 2
+MEMBER_VERSION = 3
 MEMBER_OLDEST_VERSION = 1
 MAX_BASES = 4096
 MAX_BASIS_INTEGERS = 1 << 22

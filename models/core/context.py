@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -27,7 +29,7 @@ ARU_PASS1_INPUTS = 9 + 2 + 3
 """3×3 coarse neighbourhood, coarse (μ, log σ), position (a, b) and level encodings."""
 
 ARU_PASS2_INPUTS = 4 + 2 + 1
-"""Four decoded anchor neighbours, pass-1 (μ, log σ), the coarse value."""
+"""Four decoded anchor neighbours, two pass-1 features (μ, log σ), the coarse value."""
 
 ARU_PASS2_NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 """The four neighbours of a non-anchor, all anchors, in feature order (up, down, left, right)."""
@@ -163,24 +165,64 @@ class Pass1FirstLayer:
         allocation per band (pass 1 of kodim23's finest grid: 77 → 69 ms, one thread). The
         result is then a view of it where the grid's width is even.
         """
-        stop = self.height if stop is None else min(stop, self.height)
-        if start % 2:
-            raise ValueError("a band of rows must start on an even row")
+        stop, first, last, rows = self._band(start, stop)
         hidden, _, coarse_width = self.per_cell.shape
-        first, last = start // 2, -(-stop // 2)
         count = last - first
         # Cells repeated along their row, plus the column terms; then both rows of each cell.
         # Broadcasting along whole rows keeps the loops (and the backward's sums) long: 1.6×
         # faster than one five-dimensional sum with inner dimensions of size 2.
         cells = self.per_cell[:, first:last].repeat_interleave(2, dim=-1)
         cells += self.col_term[:, None]
-        rows = self.row_term[:, 2 * first : 2 * last].reshape(hidden, count, 2, 1)
         if out is None:
             fine = cells[:, :, None] + rows
         else:
             fine = torch.add(cells[:, :, None], rows, out=out[:, :count])
         fine = fine.reshape(hidden, 2 * count, 2 * coarse_width)[:, : stop - start, : self.width]
         return fine.reshape(hidden, (stop - start) * self.width)
+
+    def anchor_rows(
+        self, start: int = 0, stop: int | None = None, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The layer's output at the anchors of the grid rows ``start … stop - 1`` (``start``
+        even), ``(hidden, anchors in the band)`` in row-major order: what format 3 evaluates.
+
+        Coarse cell ``(i, j)`` holds two anchors, ``(2i, 2j)`` and ``(2i + 1, 2j + 1)``, so
+        each is its cell's product plus one row term and one column term: half of
+        :meth:`rows`' sums, with no cell repeated. ``out`` (no autograd), ``(hidden, n, 2,
+        coarse width)`` with ``n`` at least the band's coarse rows, receives the sums; the
+        result is then a view of it where the grid's width and the band's height are even.
+        """
+        stop, first, last, rows = self._band(start, stop)
+        hidden, _, coarse_width = self.per_cell.shape
+        count = last - first
+        # Column terms of the even columns 2j (the even rows' anchors), then of the odd ones.
+        columns = self.col_term.reshape(hidden, coarse_width, 2).transpose(1, 2)[:, None]
+        cells = self.per_cell[:, first:last, None, :]
+        if out is None:
+            sums = cells + columns + rows
+        else:
+            sums = torch.add(cells, columns, out=out[:, :count])
+            sums += rows
+        sums = sums.reshape(hidden, 2 * count, coarse_width)[:, : stop - start]
+        if self.width % 2:  # odd rows have no anchor in the last cell column
+            keep = torch.ones(stop - start, coarse_width, dtype=torch.bool, device=sums.device)
+            keep[1::2, -1] = False
+            return sums[:, keep]
+        return sums.reshape(hidden, -1)
+
+    def _band(self, start: int, stop: int | None) -> tuple[int, int, int, torch.Tensor]:
+        """The band's last row + 1 (clipped to the grid), its coarse rows ``first … last - 1``
+        and their row terms ``(hidden, last - first, 2, 1)``."""
+        stop = self.height if stop is None else min(stop, self.height)
+        if start % 2:
+            raise ValueError("a band of rows must start on an even row")
+        first, last = start // 2, -(-stop // 2)
+        hidden = self.row_term.shape[0]
+        return stop, first, last, self.row_term[:, 2 * first : 2 * last].reshape(hidden, -1, 2, 1)
+
+
+Half = Literal["anchors", "others"]
+"""One half of a checkerboard (the coder writes the anchors first)."""
 
 
 @dataclass(frozen=True)
@@ -198,6 +240,56 @@ class Checkerboard:
     others: torch.Tensor
     neighbours: torch.Tensor
     parents: torch.Tensor
+    width: int
+
+    def take(self, values: np.ndarray, half: Half) -> np.ndarray:
+        """The entries of ``values`` ``(..., h*w)`` at the ``half``'s pixels, in row-major
+        order: ``(..., na)`` or ``(..., no)``, a new array."""
+        views = self._parity_views(values, half)
+        if views is None:
+            return np.take(values, self._index(half), axis=-1)
+        even_rows, odd_rows = views
+        result = np.empty(
+            (*even_rows.shape[:-2], even_rows.shape[-2] + odd_rows.shape[-2], even_rows.shape[-1]),
+            dtype=values.dtype,
+        )
+        result[..., 0::2, :] = even_rows
+        result[..., 1::2, :] = odd_rows
+        return result.reshape(*result.shape[:-2], -1)
+
+    def put(self, values: np.ndarray, half: Half, entries: np.ndarray) -> None:
+        """Write ``entries`` ``(..., na)`` (or ``(..., no)``) into the ``half``'s places of
+        ``values`` ``(..., h*w)``, in place."""
+        views = self._parity_views(values, half)
+        if views is None:
+            values[..., self._index(half)] = entries
+            return
+        even_rows, odd_rows = views
+        rows = entries.reshape(*entries.shape[:-1], -1, self.width // 2)
+        even_rows[...] = rows[..., 0::2, :]
+        odd_rows[...] = rows[..., 1::2, :]
+
+    def merge(self, anchor_entries: np.ndarray, other_entries: np.ndarray) -> np.ndarray:
+        """``(..., na)`` and ``(..., no)`` entries → ``(..., h*w)`` in pixel order."""
+        values = np.empty((*anchor_entries.shape[:-1], len(self.anchors) + len(self.others)))
+        self.put(values, "anchors", anchor_entries)
+        self.put(values, "others", other_entries)
+        return values
+
+    def _index(self, half: Half) -> np.ndarray:
+        return (self.anchors if half == "anchors" else self.others).numpy()
+
+    def _parity_views(self, values: np.ndarray, half: Half) -> tuple[np.ndarray, np.ndarray] | None:
+        """Where the width is even and ``values`` C-contiguous, strided views of ``half`` of
+        ``values``: its entries on even rows and on odd rows, each ``(..., rows, w/2)``. None
+        otherwise: the callers then index with :attr:`anchors` / :attr:`others` (on kodim23's
+        finest grid, gathering the anchors' (μ, log σ) that way took 7.7 ms, the views
+        0.7 ms)."""
+        if self.width % 2 or not values.flags.c_contiguous:
+            return None
+        pairs = values.reshape(*values.shape[:-1], -1, self.width // 2, 2)
+        even_column = 0 if half == "anchors" else 1
+        return pairs[..., 0::2, :, even_column], pairs[..., 1::2, :, 1 - even_column]
 
 
 @functools.lru_cache(maxsize=64)
@@ -212,20 +304,96 @@ def checkerboard(
     centres = (rows + 1) * stride + cols + 1
     neighbours = torch.cat([centres + dr * stride + dc for dr, dc in ARU_PASS2_NEIGHBOURS])
     parents = (rows // 2) * ((width + 1) // 2) + cols // 2
-    return Checkerboard(*(index.to(device) for index in (anchors, others, neighbours, parents)))
+    indices = (index.to(device) for index in (anchors, others, neighbours, parents))
+    return Checkerboard(*indices, width)
 
 
-def aru_pass2_inputs(grid: torch.Tensor, pass1: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+def aru_pass2_inputs(
+    grid: torch.Tensor, pass1: torch.Tensor, coarse: torch.Tensor, *, own_pass1: bool = False
+) -> torch.Tensor:
     """Pass-2 features of the non-anchors, ``(ARU_PASS2_INPUTS, no)`` in row-major order: the
     four neighbours in ``grid`` ``(h, w)`` (zero outside; all anchors, so ``grid`` needs
-    correct values at anchors only), pass 1's (μ, log σ) from ``pass1`` ``(2, h*w)`` and the
-    value of the parent cell in ``coarse`` ``(ceil(h/2), ceil(w/2))``."""
+    correct values at anchors only), two pass-1 features and the value of the parent cell in
+    ``coarse`` ``(ceil(h/2), ceil(w/2))``.
+
+    The pass-1 features are the means of the four neighbours' pass-1 (μ, log σ), counting
+    zero outside, from ``pass1`` ``(2, na)`` at the anchors (format 3: pass 1 runs at the
+    anchors only). In fixed point they are quarter integers: the next layer's sums stay exact
+    (below 2**24 × 2**15 × 7 with two more fractional bits, far under 2**53). With
+    ``own_pass1`` (formats 1 and 2) they are the pixel's own pass-1 (μ, log σ), from
+    ``pass1`` ``(2, h*w)``.
+
+    Where the width is even, each row holds ``w/2`` anchors and ``w/2`` others and every
+    neighbour is a shifted slice of the anchors' planes
+    (:func:`_write_neighbours_of_others`); otherwise the features are gathered with
+    :class:`Checkerboard`'s index lists.
+    """
+    height, width = grid.shape
+    if width % 2:
+        return _aru_pass2_inputs_by_index(grid, pass1, coarse, own_pass1)
+    features = grid.new_empty(ARU_PASS2_INPUTS, height, width // 2)
+    _write_neighbours_of_others(features[:4], _half_planes(grid[None], "anchors")[0])
+    if own_pass1:
+        features[4:6] = _half_planes(pass1.reshape(2, height, width), "others")
+    else:
+        around = features.new_empty(4, 2, height, width // 2)
+        _write_neighbours_of_others(around, pass1.reshape(2, height, width // 2))
+        features[4:6] = around.sum(dim=0) * 0.25
+    features[6] = coarse.repeat_interleave(2, dim=0)[:height]
+    return features.reshape(ARU_PASS2_INPUTS, -1)
+
+
+def _half_planes(values: torch.Tensor, half: Half) -> torch.Tensor:
+    """``(C, h, w)`` with ``w`` even → the ``half``'s entries, ``(C, h, w/2)``: row ``r``
+    holds its anchors (or others) in column order."""
+    channels, height, width = values.shape
+    planes = values.new_empty(channels, height, width // 2)
+    even_rows_column = 0 if half == "anchors" else 1
+    planes[:, 0::2] = values[:, 0::2, even_rows_column::2]
+    planes[:, 1::2] = values[:, 1::2, 1 - even_rows_column :: 2]
+    return planes
+
+
+def _write_neighbours_of_others(out: torch.Tensor, anchors: torch.Tensor) -> None:
+    """Write the up, down, left and right neighbours of every non-anchor into ``out``
+    ``(4, ..., h, w/2)``, zero outside the grid, from the anchors' planes ``(..., h, w/2)``
+    (of a grid of even width ``w``).
+
+    The non-anchor ``k`` of row ``r`` has the anchors ``k`` of rows ``r ± 1`` above and below
+    it; beside it, the anchors ``k`` and ``k + 1`` of its row (even rows) or ``k - 1`` and
+    ``k`` (odd rows). Slices only: no index lists, no intermediate copies.
+    """
+    # One select per plane: unbinding would give views that autograd cannot write into.
+    up, down, left, right = (out[index] for index in range(4))
+    up[..., :1, :] = 0.0
+    up[..., 1:, :] = anchors[..., :-1, :]
+    down[..., -1:, :] = 0.0
+    down[..., :-1, :] = anchors[..., 1:, :]
+    left[..., 0::2, :] = anchors[..., 0::2, :]
+    left[..., 1::2, :1] = 0.0
+    left[..., 1::2, 1:] = anchors[..., 1::2, :-1]
+    right[..., 1::2, :] = anchors[..., 1::2, :]
+    right[..., 0::2, -1:] = 0.0
+    right[..., 0::2, :-1] = anchors[..., 0::2, 1:]
+
+
+def _aru_pass2_inputs_by_index(
+    grid: torch.Tensor, pass1: torch.Tensor, coarse: torch.Tensor, own_pass1: bool
+) -> torch.Tensor:
+    """:func:`aru_pass2_inputs` for any width, by gathering with index lists."""
     height, width = grid.shape
     board = checkerboard(height, width, grid.device)
     padded = F.pad(grid, (1, 1, 1, 1)).reshape(-1)
     neighbours = padded.index_select(0, board.neighbours).reshape(4, -1)
     parents = coarse.reshape(-1).index_select(0, board.parents)
-    return torch.cat([neighbours, pass1.index_select(1, board.others), parents[None]])
+    if own_pass1:
+        pass1_features = pass1.index_select(1, board.others)
+    else:
+        spread = pass1.new_zeros(2, height * width).index_copy(1, board.anchors, pass1)
+        spread = F.pad(spread.reshape(2, height, width), (1, 1, 1, 1)).reshape(2, -1)
+        around = spread.index_select(1, board.neighbours).reshape(2, 4, -1)
+        pass1_features = around.sum(dim=1) * 0.25
+    return torch.cat([neighbours, pass1_features, parents[None]])
 
 
 def arm_inputs(grid: torch.Tensor, coarse: CoarseContext) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """The MARM entropy model in float, for training: (μ, log σ) of every latent, coarse to fine.
 
 Coarsest grid: Laplace(0, exp(prior_log_scale)). ARU grids: pass 1 from the coarser grid for
-the checkerboard anchors, pass 2 from the anchors for the rest. ARM grids: causal context.
+the checkerboard anchors, pass 2 from the anchors and their pass-1 (μ, log σ) for the rest
+(the model of format 3; the decoder also reads formats 1 and 2). ARM grids: causal context.
 Contexts are the (noisy or rounded) latents themselves, as at decode time.
 """
 
@@ -39,10 +40,12 @@ def entropy_parameters(
         if level < arch.arm_levels:
             output = mlp_forward(arch.arm, params, "arm.", arm_inputs(grid, context))
         else:
+            board = checkerboard(*shape, grid.device)
             first = Pass1FirstLayer.build(context, shape, params["aru1.w0"], params["aru1.b0"])
-            hidden = first.rows()
+            hidden = first.anchor_rows()
             pass1 = mlp_forward(pass1_shape, params, "aru1.", torch.relu_(hidden), start=1)
             pass2 = mlp_forward(pass2_shape, params, "aru2.", aru_pass2_inputs(grid, pass1, coarse))
-            output = pass1.index_copy(1, checkerboard(*shape, grid.device).others, pass2)
+            output = torch.empty(2, shape[0] * shape[1], dtype=pass1.dtype, device=grid.device)
+            output = output.index_copy(1, board.anchors, pass1).index_copy(1, board.others, pass2)
         results.append((output[0].reshape(shape), output[1].reshape(shape)))
     return results[::-1]

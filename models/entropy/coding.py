@@ -5,11 +5,14 @@ fixed prior; each ARU grid in two passes, anchors then non-anchors; each ARM gri
 wavefront (anti-diagonal ``(ARM_MAX_RIGHT + 1) r + c``). A grid of zeros is flagged and not
 coded. All (μ, σ) come from :mod:`inrstore.models.core.mlp`'s exact integer arithmetic.
 
-Two symbol codings, named by the format version that introduced them:
+Three codings, named by the format version that introduced them:
 :data:`LAPLACE_CODING` codes every symbol with a ``QuantizedLaplace`` of mean (1/256 steps)
 and snapped scale; :data:`TABLE_CODING` codes the coarsest grid and the ARU passes with the
 cached tables of :mod:`~inrstore.models.entropy.tables` (one call per table) and keeps the
-``QuantizedLaplace`` for ARM wavefronts, whose few symbols would split into as many calls.
+``QuantizedLaplace`` for ARM wavefronts, whose few symbols would split into as many calls;
+:data:`ANCHOR_PASS1_CODING` codes like tables but runs ARU pass 1 at the anchors only, pass 2
+reading the means of the four anchor neighbours' pass-1 (μ, log σ) instead of its own pixel's
+(see :func:`~inrstore.models.core.context.aru_pass2_inputs`): half of pass 1's work.
 """
 
 from __future__ import annotations
@@ -46,7 +49,10 @@ _MODEL = constriction.stream.model.QuantizedLaplace(LATENT_MIN, LATENT_MAX)
 
 LAPLACE_CODING = 1
 TABLE_CODING = 2
-SYMBOL_CODINGS = (LAPLACE_CODING, TABLE_CODING)
+ANCHOR_PASS1_CODING = 3
+CODINGS = (LAPLACE_CODING, TABLE_CODING, ANCHOR_PASS1_CODING)
+LATEST_CODING = ANCHOR_PASS1_CODING
+"""What the encoder writes: the model :mod:`~inrstore.models.core.entropy_model` trains."""
 
 
 class CodingError(ValueError):
@@ -85,30 +91,49 @@ def _context(model, coarse, coarse_mu, coarse_log_scale, level) -> CoarseContext
     )
 
 
-def _aru_pass1(model, context: CoarseContext, shape) -> np.ndarray:
-    """Fixed-point pass-1 (μ, log σ) of every pixel, ``(2, h*w)``, a band of rows at a time
-    so that the first layer's output stays in the cache."""
+def _aru_pass1(model, context: CoarseContext, shape, coding: int) -> np.ndarray:
+    """Fixed-point pass-1 (μ, log σ): at the anchors, ``(2, na)``, or, for codings before
+    :data:`ANCHOR_PASS1_CODING`, at every pixel, ``(2, h*w)``; a band of rows at a time so
+    that the first layer's output stays in the cache."""
     first, *rest = model.aru_pass1
     weight, bias = _tensor(first.scaled_weight.T), _tensor(first.scaled_bias[:, 0])
     layer = Pass1FirstLayer.build(context, shape, weight, bias)
     height, width = shape
-    band = max(2, FORWARD_BLOCK // width // 2 * 2)
+    anchors_only = coding >= ANCHOR_PASS1_CODING
+    # About FORWARD_BLOCK outputs per band: twice the rows when only the anchors are computed.
+    per_row = -(-width // 2) if anchors_only else width
+    band = max(2, FORWARD_BLOCK // per_row // 2 * 2)
     hidden, _, coarse_width = layer.per_cell.shape
-    buffer = torch.empty(hidden, band // 2, 2, 2 * coarse_width, dtype=torch.float64)
+    if anchors_only:
+        buffer = torch.empty(hidden, band // 2, 2, coarse_width, dtype=torch.float64)
+        first_layer = layer.anchor_rows
+    else:
+        buffer = torch.empty(hidden, band // 2, 2, 2 * coarse_width, dtype=torch.float64)
+        first_layer = layer.rows
     return np.concatenate(
         [
-            fixed_forward(rest, layer.rows(start, start + band, buffer).numpy(), pending=True)
+            fixed_forward(rest, first_layer(start, start + band, buffer).numpy(), pending=True)
             for start in range(0, height, band)
         ],
         axis=1,
     )
 
 
-def _aru_pass2(model, grid, pass1, coarse) -> np.ndarray:
-    """Fixed-point pass-2 (μ, log σ) at the non-anchors, ``(2, no)`` in row-major order.
-    ``grid`` needs correct values at anchors only."""
-    inputs = aru_pass2_inputs(_tensor(grid * UNIT), _tensor(pass1), _tensor(coarse * UNIT))
+def _aru_pass2(model, grid, pass1, coarse, coding: int) -> np.ndarray:
+    """Fixed-point pass-2 (μ, log σ) at the non-anchors, ``(2, no)`` in row-major order, from
+    :func:`_aru_pass1`'s output. ``grid`` needs correct values at anchors only."""
+    inputs = aru_pass2_inputs(
+        _tensor(grid * UNIT),
+        _tensor(pass1),
+        _tensor(coarse * UNIT),
+        own_pass1=coding < ANCHOR_PASS1_CODING,
+    )
     return fixed_forward(model.aru_pass2, inputs.numpy())
+
+
+def _anchors_pass1(board, pass1: np.ndarray, coding: int) -> np.ndarray:
+    """The anchors' entries of :func:`_aru_pass1`'s output, ``(2, na)``."""
+    return pass1 if coding >= ANCHOR_PASS1_CODING else board.take(pass1, "anchors")
 
 
 def _wavefronts(height: int, width: int) -> Iterator[np.ndarray]:
@@ -127,7 +152,7 @@ def _level_model(model: FixedEntropyModel, level: int) -> str:
 
 
 def encode_latents(
-    model: FixedEntropyModel, grids: list[np.ndarray], coding: int = TABLE_CODING
+    model: FixedEntropyModel, grids: list[np.ndarray], coding: int = LATEST_CODING
 ) -> tuple[bytes, int]:
     """Encode integer grids (finest first, each ``(h_l, w_l)`` int). Returns (payload, zero flags).
 
@@ -139,9 +164,9 @@ def encode_latents(
 
 
 def write_latents(
-    encoder, model: FixedEntropyModel, grids: list[np.ndarray], coding: int = TABLE_CODING
+    encoder, model: FixedEntropyModel, grids: list[np.ndarray], coding: int = LATEST_CODING
 ) -> int:
-    """Append the grids to a constriction ``RangeEncoder`` with symbol coding ``coding``;
+    """Append the grids to a constriction ``RangeEncoder`` with coding ``coding``;
     returns the zero flags."""
     _check_coding(coding)
     levels = model.arch.levels
@@ -151,29 +176,34 @@ def write_latents(
         grid = grids[level]
         symbols = grid.reshape(-1).astype(np.int32)
         kind = _level_model(model, level)
+        # (symbols, fixed-point (μ, log σ) ``(2, n)``) of each coder call, in coding order.
         if kind == "prior":
             mu, log_scale = coarse_mu, coarse_log_scale
-            order = [np.arange(symbols.size)]
+            parts = [(symbols, np.stack([mu.reshape(-1), log_scale.reshape(-1)]))]
         else:
             coarse = grids[level + 1]
             context = _context(model, coarse, coarse_mu, coarse_log_scale, level)
             if kind == "aru":
-                output = _aru_pass1(model, context, grid.shape)
                 board = checkerboard(*grid.shape)
-                anchors, others = board.anchors.numpy(), board.others.numpy()
-                output[:, others] = _aru_pass2(model, grid, output, coarse)
-                order = [anchors, others]
+                pass1 = _aru_pass1(model, context, grid.shape, coding)
+                anchors = _anchors_pass1(board, pass1, coding)
+                pass2 = _aru_pass2(model, grid, pass1, coarse, coding)
+                output = board.merge(anchors, pass2)
+                parts = [
+                    (board.take(symbols, "anchors"), anchors),
+                    (board.take(symbols, "others"), pass2),
+                ]
             else:
                 inputs = arm_inputs(_tensor(grid * UNIT), context)
                 output = fixed_forward(model.arm, inputs.numpy())
-                order = [np.concatenate(list(_wavefronts(*grid.shape)))]
+                order = np.concatenate(list(_wavefronts(*grid.shape)))
+                parts = [(symbols[order], output[:, order])]
             mu, log_scale = output[0].reshape(grid.shape), output[1].reshape(grid.shape)
         if not zero_flags >> level & 1:
-            write = write_symbols if coding == TABLE_CODING and kind != "arm" else _write_laplace
-            mu_flat, log_scale_flat = mu.reshape(-1), log_scale.reshape(-1)
-            for index in order:
-                _check_range(symbols[index])
-                write(encoder, symbols[index], mu_flat[index], log_scale_flat[index])
+            write = write_symbols if coding >= TABLE_CODING and kind != "arm" else _write_laplace
+            for part_symbols, (part_mu, part_log_scale) in parts:
+                _check_range(part_symbols)
+                write(encoder, part_symbols, part_mu, part_log_scale)
         coarse_mu, coarse_log_scale = mu, log_scale
     return zero_flags
 
@@ -185,8 +215,8 @@ def _finest_coded(zero_flags: int, levels: int) -> int:
 
 
 def _check_coding(coding: int) -> None:
-    if coding not in SYMBOL_CODINGS:
-        raise ValueError(f"unknown symbol coding {coding}")
+    if coding not in CODINGS:
+        raise ValueError(f"unknown latent coding {coding}")
 
 
 def _check_range(symbols: np.ndarray) -> None:
@@ -195,7 +225,7 @@ def _check_range(symbols: np.ndarray) -> None:
 
 
 def decode_latents(
-    model: FixedEntropyModel, payload: bytes, zero_flags: int, coding: int = TABLE_CODING
+    model: FixedEntropyModel, payload: bytes, zero_flags: int, coding: int = LATEST_CODING
 ) -> list[np.ndarray]:
     """Inverse of :func:`encode_latents`: integer grids (as float64 arrays), finest first."""
     if len(payload) % 4:
@@ -205,11 +235,11 @@ def decode_latents(
 
 
 def read_latents(
-    decoder, model: FixedEntropyModel, zero_flags: int, coding: int = TABLE_CODING
+    decoder, model: FixedEntropyModel, zero_flags: int, coding: int = LATEST_CODING
 ) -> list[np.ndarray]:
     """Read what :func:`write_latents` wrote, from a constriction ``RangeDecoder``."""
     _check_coding(coding)
-    read = _read_tables if coding == TABLE_CODING else _read_laplace
+    read = _read_tables if coding >= TABLE_CODING else _read_laplace
     arch = model.arch
     shapes = arch.grid_shapes()
     grids: list[np.ndarray] = [np.zeros(shape) for shape in shapes]
@@ -227,14 +257,15 @@ def read_latents(
         elif kind == "aru":
             coarse = grids[level + 1]
             context = _context(model, coarse, coarse_mu, coarse_log_scale, level)
-            output = _aru_pass1(model, context, shape)
             board = checkerboard(*shape)
-            anchors, others = board.anchors.numpy(), board.others.numpy()
+            pass1 = _aru_pass1(model, context, shape, coding)
+            anchors = _anchors_pass1(board, pass1, coding)
             if coded:
-                flat[anchors] = read(decoder, *output[:, anchors])
-            output[:, others] = pass2 = _aru_pass2(model, grid, output, coarse)
+                board.put(flat, "anchors", read(decoder, *anchors))
+            pass2 = _aru_pass2(model, grid, pass1, coarse, coding)
             if coded:
-                flat[others] = read(decoder, *pass2)
+                board.put(flat, "others", read(decoder, *pass2))
+            output = board.merge(anchors, pass2)
             mu, log_scale = output[0].reshape(shape), output[1].reshape(shape)
         else:
             context = _context(model, grids[level + 1], coarse_mu, coarse_log_scale, level)

@@ -17,7 +17,7 @@ from inrstore.models.bitstream.parameters import (
 from inrstore.models.codec import fixed_entropy_model
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.quantized import QuantizedModule
-from inrstore.models.entropy.coding import SYMBOL_CODINGS, decode_latents, encode_latents
+from inrstore.models.entropy.coding import CODINGS, decode_latents, encode_latents
 from inrstore.models.entropy.laplace import LOG_SCALE_STEPS, SCALE_TABLE
 from inrstore.models.fit.image_model import ImageModel
 
@@ -27,7 +27,7 @@ from .conftest import random_grids, random_modules
 @pytest.mark.parametrize(("height", "width", "levels", "arm_levels"), [
     (16, 16, 3, 0), (13, 21, 4, 1), (24, 17, 4, 3), (9, 9, 1, 0),
 ])  # fmt: skip
-@pytest.mark.parametrize("coding", SYMBOL_CODINGS)
+@pytest.mark.parametrize("coding", CODINGS)
 def test_latents_round_trip(
     height: int, width: int, levels: int, arm_levels: int, coding: int
 ) -> None:

@@ -176,18 +176,19 @@ def test_warm_start_reuses_matching_bases_and_runs_half_the_schedule(images) -> 
     assert psnr(images[2], decode_member(warm.header, warm.members[1])) > 22.0
 
 
-def test_members_of_format_1_still_decode(images, monkeypatch) -> None:
-    """A member whose latents use format 1's symbol coding (a QuantizedLaplace per symbol)
-    decodes to the same pixels as the same member in the current format."""
+@pytest.mark.parametrize("version", [1, 2])
+def test_members_of_earlier_formats_still_decode(images, monkeypatch, version: int) -> None:
+    """A member whose latents use an earlier format's coding (1: a QuantizedLaplace per
+    symbol; 2: tables, pass 1 at every pixel) decodes to the same pixels as the same member
+    in the current format."""
     current = encode_shard(images[:1], SHARD_PRESET, quality=70, bases=1)
-    monkeypatch.setattr(shard_codec, "MEMBER_VERSION", 1)
+    monkeypatch.setattr(shard_codec, "MEMBER_VERSION", version)
     old = encode_shard(images[:1], SHARD_PRESET, quality=70, bases=1)
     assert old.header == current.header and old.members[0] != current.members[0]
     record = bytearray(old.members[0][:-2])
-    record[len(MEMBER_PREFIX.magic)] = 1  # the version byte
+    record[len(MEMBER_PREFIX.magic)] = version  # the version byte
     record += struct.pack(">H", zlib.crc32(bytes(record)) & 0xFFFF)
-    assert (
-        unpack_member(bytes(record), read_shard_header(old.header).header.template)[0].version == 1
-    )
+    template = read_shard_header(old.header).header.template
+    assert unpack_member(bytes(record), template)[0].version == version
     expected = decode_member(current.header, current.members[0])
     assert np.array_equal(decode_member(old.header, bytes(record)), expected)
