@@ -234,6 +234,8 @@ class Checkerboard:
     anchors where ``(a + b)`` is even: the order in which the coder writes the two ARU passes.
     ``neighbours`` ``(4 no,)`` indexes the grid padded by one zero cell on every side,
     ``ARU_PASS2_NEIGHBOURS`` one after the other; ``parents`` ``(no,)`` the coarser grid.
+    :meth:`take`, :meth:`put` and :meth:`merge` split numpy arrays into the two halves and
+    back, the coder's view of the same order.
     """
 
     anchors: torch.Tensor
