@@ -282,16 +282,22 @@ class Checkerboard:
         return (self.anchors if half == "anchors" else self.others).numpy()
 
     def _parity_views(self, values: np.ndarray, half: Half) -> tuple[np.ndarray, np.ndarray] | None:
-        """Where the width is even and ``values`` C-contiguous, strided views of ``half`` of
-        ``values``: its entries on even rows and on odd rows, each ``(..., rows, w/2)``. None
-        otherwise: the callers then index with :attr:`anchors` / :attr:`others` (on kodim23's
-        finest grid, gathering the anchors' (μ, log σ) that way took 7.7 ms, the views
-        0.7 ms)."""
+        """Where the width is even and ``values`` C-contiguous, :func:`half_views` of
+        ``values``; None otherwise: the callers then index with :attr:`anchors` /
+        :attr:`others` (on kodim23's finest grid, gathering the anchors' (μ, log σ) that way
+        took 7.7 ms, the views 0.7 ms)."""
         if self.width % 2 or not values.flags.c_contiguous:
             return None
-        pairs = values.reshape(*values.shape[:-1], -1, self.width // 2, 2)
-        even_column = 0 if half == "anchors" else 1
-        return pairs[..., 0::2, :, even_column], pairs[..., 1::2, :, 1 - even_column]
+        return half_views(values, self.width, half)
+
+
+def half_views(values, width: int, half: Half):
+    """Strided views of ``half`` of ``values`` ``(..., h*w)`` (a C-contiguous numpy array or
+    torch tensor, ``w`` even): its entries on even rows and on odd rows, each
+    ``(..., rows, w/2)``. Row ``r``'s anchors sit in the columns of parity ``r % 2``."""
+    pairs = values.reshape(*values.shape[:-1], -1, width // 2, 2)
+    even_column = 0 if half == "anchors" else 1
+    return pairs[..., 0::2, :, even_column], pairs[..., 1::2, :, 1 - even_column]
 
 
 @functools.lru_cache(maxsize=64)
@@ -352,10 +358,10 @@ def _half_planes(values: torch.Tensor, half: Half) -> torch.Tensor:
     """``(C, h, w)`` with ``w`` even → the ``half``'s entries, ``(C, h, w/2)``: row ``r``
     holds its anchors (or others) in column order."""
     channels, height, width = values.shape
+    even_rows, odd_rows = half_views(values.reshape(channels, -1), width, half)
     planes = values.new_empty(channels, height, width // 2)
-    even_rows_column = 0 if half == "anchors" else 1
-    planes[:, 0::2] = values[:, 0::2, even_rows_column::2]
-    planes[:, 1::2] = values[:, 1::2, 1 - even_rows_column :: 2]
+    planes[:, 0::2] = even_rows
+    planes[:, 1::2] = odd_rows
     return planes
 
 
@@ -388,17 +394,23 @@ def _aru_pass2_inputs_by_index(
     """:func:`aru_pass2_inputs` for any width, by gathering with index lists."""
     height, width = grid.shape
     board = checkerboard(height, width, grid.device)
-    padded = F.pad(grid, (1, 1, 1, 1)).reshape(-1)
-    neighbours = padded.index_select(0, board.neighbours).reshape(4, -1)
+    neighbours = _gather_neighbours(board, grid[None])[0]
     parents = coarse.reshape(-1).index_select(0, board.parents)
     if own_pass1:
         pass1_features = pass1.index_select(1, board.others)
     else:
         spread = pass1.new_zeros(2, height * width).index_copy(1, board.anchors, pass1)
-        spread = F.pad(spread.reshape(2, height, width), (1, 1, 1, 1)).reshape(2, -1)
-        around = spread.index_select(1, board.neighbours).reshape(2, 4, -1)
+        around = _gather_neighbours(board, spread.reshape(2, height, width))
         pass1_features = around.sum(dim=1) * 0.25
     return torch.cat([neighbours, pass1_features, parents[None]])
+
+
+def _gather_neighbours(board: Checkerboard, planes: torch.Tensor) -> torch.Tensor:
+    """``(C, h, w)`` → the four neighbours of every non-anchor, ``(C, 4, no)`` in
+    ``ARU_PASS2_NEIGHBOURS`` order, zero outside the grid."""
+    channels = planes.shape[0]
+    padded = F.pad(planes, (1, 1, 1, 1)).reshape(channels, -1)
+    return padded.index_select(1, board.neighbours).reshape(channels, 4, -1)
 
 
 def arm_inputs(grid: torch.Tensor, coarse: CoarseContext) -> torch.Tensor:

@@ -17,6 +17,7 @@ reading the means of the four anchor neighbours' pass-1 (μ, log σ) instead of 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -131,9 +132,19 @@ def _aru_pass2(model, grid, pass1, coarse, coding: int) -> np.ndarray:
     return fixed_forward(model.aru_pass2, inputs.numpy())
 
 
-def _anchors_pass1(board, pass1: np.ndarray, coding: int) -> np.ndarray:
-    """The anchors' entries of :func:`_aru_pass1`'s output, ``(2, na)``."""
-    return pass1 if coding >= ANCHOR_PASS1_CODING else board.take(pass1, "anchors")
+def _aru_level(
+    model, context: CoarseContext, grid, coarse, coding: int, read_anchors=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-point (μ, log σ) of an ARU grid: the anchors' ``(2, na)`` and the others'
+    ``(2, no)``, each in row-major order. ``read_anchors`` (the decoder's) is called with the
+    anchors' parameters before pass 2 reads the anchors from ``grid``."""
+    pass1 = _aru_pass1(model, context, grid.shape, coding)
+    anchors = pass1
+    if coding < ANCHOR_PASS1_CODING:
+        anchors = checkerboard(*grid.shape).take(pass1, "anchors")
+    if read_anchors is not None:
+        read_anchors(anchors)
+    return anchors, _aru_pass2(model, grid, pass1, coarse, coding)
 
 
 def _wavefronts(height: int, width: int) -> Iterator[np.ndarray]:
@@ -185,9 +196,7 @@ def write_latents(
             context = _context(model, coarse, coarse_mu, coarse_log_scale, level)
             if kind == "aru":
                 board = checkerboard(*grid.shape)
-                pass1 = _aru_pass1(model, context, grid.shape, coding)
-                anchors = _anchors_pass1(board, pass1, coding)
-                pass2 = _aru_pass2(model, grid, pass1, coarse, coding)
+                anchors, pass2 = _aru_level(model, context, grid, coarse, coding)
                 output = board.merge(anchors, pass2)
                 parts = [
                     (board.take(symbols, "anchors"), anchors),
@@ -258,13 +267,11 @@ def read_latents(
             coarse = grids[level + 1]
             context = _context(model, coarse, coarse_mu, coarse_log_scale, level)
             board = checkerboard(*shape)
-            pass1 = _aru_pass1(model, context, shape, coding)
-            anchors = _anchors_pass1(board, pass1, coding)
+            read_half = functools.partial(_read_half, decoder, read, board, flat)
+            read_anchors = functools.partial(read_half, "anchors") if coded else None
+            anchors, pass2 = _aru_level(model, context, grid, coarse, coding, read_anchors)
             if coded:
-                board.put(flat, "anchors", read(decoder, *anchors))
-            pass2 = _aru_pass2(model, grid, pass1, coarse, coding)
-            if coded:
-                board.put(flat, "others", read(decoder, *pass2))
+                read_half("others", pass2)
             output = board.merge(anchors, pass2)
             mu, log_scale = output[0].reshape(shape), output[1].reshape(shape)
         else:
@@ -296,6 +303,11 @@ def _decode_arm(model, decoder, grid: np.ndarray, context: CoarseContext, coded:
     if coded:
         grid[:] = padded.reshape(height + 2, stride)[2:, 2 : 2 + width] / UNIT
     return output
+
+
+def _read_half(decoder, read, board, flat: np.ndarray, half, parameters: np.ndarray) -> None:
+    """Decode one checkerboard half of a grid (``flat``, in place) with ``read``."""
+    board.put(flat, half, read(decoder, *parameters))
 
 
 def _write_laplace(encoder, symbols: np.ndarray, mu: np.ndarray, log_scale: np.ndarray) -> None:
