@@ -29,7 +29,7 @@ from inrstore.models.core.mixture import mix_float
 from inrstore.models.fit.allocator import keep_freed_memory
 from inrstore.models.fit.image_model import ImageModel, init_parameters, to_unit
 from inrstore.models.fit.presets import Preset
-from inrstore.models.fit.train import TrainingStatus, schedule
+from inrstore.models.fit.train import TrainingStatus, clip_gradients, schedule
 
 BASIS_SPREAD = 0.1
 """Bases start as one shared initialization plus this fraction of independent ones."""
@@ -101,6 +101,7 @@ class _Chunk:
         self.coefficients = coefficients
         self.priors = torch.zeros(len(members), device=device, requires_grad=True)
         own_networks = [self.priors, *(coefficients or {}).values()]
+        self.trained = [*own_networks, *self.grids]  # all but the shared bases
         self.optimizer = torch.optim.Adam(
             [
                 {"params": own_networks, "base": preset.learning_rate},
@@ -166,6 +167,7 @@ def fit_shard(
         shared.zero_grad(set_to_none=True)
         chunk.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        clip_gradients(preset, [*bases.values(), *chunk.trained])
         shared.step()
         chunk.optimizer.step()
         with torch.no_grad():

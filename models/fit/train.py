@@ -103,6 +103,7 @@ def fit_image(
         for shape in shapes[zero_levels:]
     ]
     prior_log_scale = torch.zeros((), device=torch_device, requires_grad=True)
+    trained = [*params.values(), prior_log_scale, *grids]
     optimizer = torch.optim.Adam(
         [
             {"params": [*params.values(), prior_log_scale], "base": network_rate},
@@ -136,6 +137,7 @@ def fit_image(
         loss = distortion + lam * bits / pixel_count
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        clip_gradients(preset, trained)
         optimizer.step()
         with torch.no_grad():
             for grid in grids:
@@ -167,6 +169,13 @@ def fit_image(
         seconds=time.perf_counter() - start,
         zero_levels=zero_levels,
     )
+
+
+def clip_gradients(preset: Preset, tensors: list[torch.Tensor]) -> None:
+    """Scale the gradients of ``tensors`` down to :attr:`Preset.gradient_clip`'s global
+    norm, in place (nothing when the preset does not clip)."""
+    if preset.gradient_clip is not None:
+        torch.nn.utils.clip_grad_norm_(tensors, preset.gradient_clip)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,42 @@
+"""Training settings: gradient clipping."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from inrstore.models.fit.presets import Preset
+from inrstore.models.fit.train import clip_gradients
+
+
+def _with_gradients(*gradients: list[float]) -> list[torch.Tensor]:
+    tensors = []
+    for values in gradients:
+        tensor = torch.zeros(len(values), requires_grad=True)
+        tensor.grad = torch.tensor(values)
+        tensors.append(tensor)
+    return tensors
+
+
+def test_clipping_scales_the_global_norm_down_to_the_limit():
+    tensors = _with_gradients([3.0, 0.0], [0.0, 4.0])  # global norm 5
+    clip_gradients(Preset("t", 10, 0, gradient_clip=0.5), tensors)
+    norm = torch.linalg.vector_norm(torch.cat([t.grad for t in tensors]))
+    assert norm.item() == pytest.approx(0.5, rel=1e-5)
+    # One factor for all tensors: the direction is kept.
+    assert tensors[0].grad[0].item() / tensors[1].grad[1].item() == pytest.approx(0.75)
+
+
+def test_small_gradients_and_unclipped_presets_are_left_alone():
+    small = _with_gradients([0.003, 0.004])
+    clip_gradients(Preset("t", 10, 0, gradient_clip=0.01), small)
+    assert small[0].grad.tolist() == pytest.approx([0.003, 0.004])
+    large = _with_gradients([30.0, 40.0])
+    clip_gradients(Preset("t", 10, 0, gradient_clip=None), large)
+    assert large[0].grad.tolist() == [30.0, 40.0]
+
+
+@pytest.mark.parametrize("limit", [0.0, -1.0, float("nan")])
+def test_a_non_positive_clip_is_rejected(limit):
+    with pytest.raises(ValueError, match="gradient_clip must be positive"):
+        Preset("t", 10, 0, gradient_clip=limit)
