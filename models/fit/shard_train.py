@@ -101,7 +101,6 @@ class _Chunk:
         self.coefficients = coefficients
         self.priors = torch.zeros(len(members), device=device, requires_grad=True)
         own_networks = [self.priors, *(coefficients or {}).values()]
-        self.trained = [*own_networks, *self.grids]  # all but the shared bases
         self.optimizer = torch.optim.Adam(
             [
                 {"params": own_networks, "base": preset.learning_rate},
@@ -167,7 +166,7 @@ def fit_shard(
         shared.zero_grad(set_to_none=True)
         chunk.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        clip_gradients(preset, [*bases.values(), *chunk.trained])
+        clip_gradients(preset, shared, chunk.optimizer)
         shared.step()
         chunk.optimizer.step()
         with torch.no_grad():

@@ -103,7 +103,6 @@ def fit_image(
         for shape in shapes[zero_levels:]
     ]
     prior_log_scale = torch.zeros((), device=torch_device, requires_grad=True)
-    trained = [*params.values(), prior_log_scale, *grids]
     optimizer = torch.optim.Adam(
         [
             {"params": [*params.values(), prior_log_scale], "base": network_rate},
@@ -137,7 +136,7 @@ def fit_image(
         loss = distortion + lam * bits / pixel_count
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        clip_gradients(preset, trained)
+        clip_gradients(preset, optimizer)
         optimizer.step()
         with torch.no_grad():
             for grid in grids:
@@ -171,10 +170,12 @@ def fit_image(
     )
 
 
-def clip_gradients(preset: Preset, tensors: list[torch.Tensor]) -> None:
-    """Scale the gradients of ``tensors`` down to :attr:`Preset.gradient_clip`'s global
-    norm, in place (nothing when the preset does not clip)."""
+def clip_gradients(preset: Preset, *optimizers: torch.optim.Optimizer) -> None:
+    """Scale the gradients of everything ``optimizers`` train down to
+    :attr:`Preset.gradient_clip`'s global norm, in place (nothing when the preset does not
+    clip)."""
     if preset.gradient_clip is not None:
+        tensors = [p for opt in optimizers for group in opt.param_groups for p in group["params"]]
         torch.nn.utils.clip_grad_norm_(tensors, preset.gradient_clip)
 
 

@@ -18,9 +18,13 @@ def _with_gradients(*gradients: list[float]) -> list[torch.Tensor]:
     return tensors
 
 
+def _optimizer(tensors: list[torch.Tensor]) -> torch.optim.Optimizer:
+    return torch.optim.Adam([{"params": tensors[:1]}, {"params": tensors[1:]}])
+
+
 def test_clipping_scales_the_global_norm_down_to_the_limit():
     tensors = _with_gradients([3.0, 0.0], [0.0, 4.0])  # global norm 5
-    clip_gradients(Preset("t", 10, 0, gradient_clip=0.5), tensors)
+    clip_gradients(Preset("t", 10, 0, gradient_clip=0.5), _optimizer(tensors))
     norm = torch.linalg.vector_norm(torch.cat([t.grad for t in tensors]))
     assert norm.item() == pytest.approx(0.5, rel=1e-5)
     # One factor for all tensors: the direction is kept.
@@ -29,10 +33,10 @@ def test_clipping_scales_the_global_norm_down_to_the_limit():
 
 def test_small_gradients_and_unclipped_presets_are_left_alone():
     small = _with_gradients([0.003, 0.004])
-    clip_gradients(Preset("t", 10, 0, gradient_clip=0.01), small)
+    clip_gradients(Preset("t", 10, 0, gradient_clip=0.01), _optimizer(small))
     assert small[0].grad.tolist() == pytest.approx([0.003, 0.004])
     large = _with_gradients([30.0, 40.0])
-    clip_gradients(Preset("t", 10, 0, gradient_clip=None), large)
+    clip_gradients(Preset("t", 10, 0, gradient_clip=None), _optimizer(large))
     assert large[0].grad.tolist() == [30.0, 40.0]
 
 
