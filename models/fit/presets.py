@@ -106,12 +106,13 @@ soft phase's floor, 10 × ``final_learning_rate``) and to 1e-4 in the hard phase
 floor at 1e-2, longer training ended worse (kodim23 crop, quality 50, all grids kept, one
 thread, fixed iterations, D + λR from the bitstream: 9.70e-4 after 3000 iterations, 1.077e-3
 after 6000; the latents' rate rose from 0.46 to 0.58 bpp), and the lower floor gave 8.86e-4
-after 6000 (0.39 bpp of latents, +0.47 dB). ``fast`` and ``default`` keep 1e-3 (not measured
-with the lower floor). ``fast`` gets only a few hundred iterations,
-so it learns twice as fast (on the kodim23 crop at quality 20 this gave +1 dB at +4% rate
-over the default rates), except for warm-started networks, which stay at 1e-2 (the soft
-phase's floor) so that Adam's first steps (each about one learning rate per weight) do not
-undo the warm start. Before gradient clipping (below) they started at 5e-3 (150 iterations on
+after 6000 (0.39 bpp of latents, +0.47 dB). ``fast`` and ``default`` keep
+``final_learning_rate`` 1e-3 (floor 1e-2): the lower floor was not measured on them.
+``fast`` gets only a few hundred iterations, so it learns twice as fast (on the kodim23 crop
+at quality 20 this gave +1 dB at +4% rate over the default rates), except for warm-started
+networks, which stay at 1e-2 (the soft phase's floor) so that Adam's first steps (each about
+one learning rate per weight) do not undo the warm start. Before gradient clipping (below)
+they started at 5e-3 (150 iterations on
 kodim23 and kodim05 at quality 50: D + λR 4–6% lower than starting them at 2e-2); clipping
 tames the first steps, and 1e-2 then measured 3.3–3.6% lower than 5e-3 on the kodim23 crop
 (350 iterations, qualities 25 / 50 / 75, the finest grid as ``fast`` chooses) and 1.4% lower
