@@ -3,7 +3,8 @@
 Phase 1: Adam with a cosine learning rate, latents soft-rounded with noise at a temperature
 annealed from ``temperature_start`` to ``temperature_end``. Phase 2 (the last
 ``hard_fraction``): hard rounding with straight-through gradients at a small learning rate.
-Loss: MSE (pixels in [0, 1]) + λ · estimated bpp of the latents. Progress is
+Loss: MSE (pixels in [0, 1]) + λ · estimated bpp of the latents (and, where the preset asks,
+of the networks: :mod:`~inrstore.models.fit.network_rate`). Progress is
 ``max(iteration / iterations, elapsed / time_limit)``, so a time limit compresses the
 schedule instead of cutting it off.
 
@@ -31,6 +32,7 @@ from inrstore.models.fit.image_model import (
     init_parameters,
     to_unit,
 )
+from inrstore.models.fit.network_rate import network_bits
 from inrstore.models.fit.presets import Preset
 from inrstore.models.fit.rounding import noisy_soft_round, straight_through_round
 from inrstore.models.fit.warm_start import warm_start_parameters
@@ -38,8 +40,9 @@ from inrstore.models.fit.warm_start import warm_start_parameters
 
 @dataclass(frozen=True)
 class TrainingStatus:
-    """Shown by progress bars. PSNR in dB and bpp (latents only) of the current iterate; in
-    a coarse phase, of the image at that phase's scale."""
+    """Shown by progress bars. PSNR in dB and estimated bpp of the current iterate (the
+    latents' per pixel of the current scale, plus the networks' per pixel of the image where
+    the preset puts them in the loss); in a coarse phase, of the image at that scale."""
 
     iteration: int
     iterations: int
@@ -92,9 +95,9 @@ def fit_image(
     initial = init_parameters(arch, generator)
     warm = warm_start_parameters(arch, zero_levels, lam) if preset.warm_start else {}
     initial |= warm
-    network_rate = preset.learning_rate
+    network_learning_rate = preset.learning_rate
     if warm and preset.warm_learning_rate is not None:
-        network_rate = preset.warm_learning_rate
+        network_learning_rate = preset.warm_learning_rate
     params = {name: value.to(torch_device).requires_grad_() for name, value in initial.items()}
     shapes = arch.grid_shapes()
     zeros = [torch.zeros(shape, device=torch_device) for shape in shapes[:zero_levels]]
@@ -105,7 +108,7 @@ def fit_image(
     prior_log_scale = torch.zeros((), device=torch_device, requires_grad=True)
     optimizer = torch.optim.Adam(
         [
-            {"params": [*params.values(), prior_log_scale], "base": network_rate},
+            {"params": [*params.values(), prior_log_scale], "base": network_learning_rate},
             {"params": grids, "base": preset.latent_learning_rate},
         ]
     )
@@ -114,6 +117,7 @@ def fit_image(
     targets = [target]
     for _ in boundaries:
         targets.append(half_resolution(targets[-1]))
+    image_pixels = pixels.shape[0] * pixels.shape[1]
     start = time.perf_counter()
     iteration = 0
     progress = 0.0
@@ -133,7 +137,10 @@ def fit_image(
         distortion = torch.mean((reconstruction - phase_target) ** 2)
         bits = model.latent_bits(params, quantized, prior_log_scale, finest)
         pixel_count = phase_target.shape[1] * phase_target.shape[2]
-        loss = distortion + lam * bits / pixel_count
+        rate = bits / pixel_count
+        if preset.network_rate_in_loss:
+            rate = rate + network_bits(arch, params) / image_pixels
+        loss = distortion + lam * rate
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip_gradients(preset, optimizer)
@@ -154,7 +161,7 @@ def fit_image(
                     progress=min(progress, 1.0),
                     loss=loss.item(),
                     psnr=-10.0 * math.log10(max(distortion.item(), 1e-12)),
-                    bpp=bits.item() / pixel_count,
+                    bpp=rate.item(),
                     elapsed=elapsed,
                 )
             )
