@@ -34,12 +34,15 @@ class Preset:
     learning_rate: float = 1e-2
     """Adam's initial learning rate for randomly initialised networks (and the prior's
     scale). In the soft phase every group's rate follows a half cosine from its initial value
-    to ``10 × final_learning_rate``."""
+    to ``learning_rate_floor``."""
     warm_learning_rate: float | None = None
     """Initial learning rate for networks that start from a stored set (None: as
     ``learning_rate``)."""
     latent_learning_rate: float = 2e-1
+    learning_rate_floor: float = 1e-2
+    """Every group's learning rate at the end of the soft phase."""
     final_learning_rate: float = 1e-3
+    """Every group's learning rate in the hard phase."""
     coarse_phases: tuple[float, ...] = ()
     """Progress (see :func:`~inrstore.models.fit.train.fit_image`) at which training leaves
     each coarser scale, ascending: ``(0.3,)`` trains on the half-resolution image (2×2 block
@@ -104,21 +107,29 @@ PRESETS: dict[str, Preset] = {
         arm_levels=1,
         crop_seconds=114.0,
         finest_grid_bpp=1.5,
+        learning_rate_floor=1e-3,
         final_learning_rate=1e-4,
     ),
-    "best": Preset("best", iterations=10000, arm_levels=2, final_learning_rate=1e-4),
+    "best": Preset(
+        "best",
+        iterations=10000,
+        arm_levels=2,
+        learning_rate_floor=1e-3,
+        final_learning_rate=1e-4,
+    ),
 }
 """``fast`` and ``default`` stop at their time budget on a CPU; ``best`` runs all its
 iterations (meant for a GPU, or for patience). ``default`` and ``best`` let every learning
-rate fall to 1e-3 (the soft phase's floor, 10 × ``final_learning_rate``) and to 1e-4 in the
-hard phase: with the floor at 1e-2, longer training ended worse (kodim23 crop, quality 50,
-all grids kept, one thread, fixed iterations, D + λR from the bitstream: 9.70e-4 after 3000
-iterations, 1.077e-3 after 6000; the latents' rate rose from 0.46 to 0.58 bpp), and the
-lower floor gave 8.86e-4 after 6000 (0.39 bpp of latents, +0.47 dB). For ``default`` (its
-time budget, one thread, two runs at a time, D + λR from the bitstream) the lower floor
-measured −7.0%, −2.0% and −3.3% on the kodim23 crop at qualities 25 / 50 / 75 and −0.6% on
-the whole kodim05 at quality 50. ``fast`` keeps 1e-3 (floor 1e-2): in the same test the
-lower floor measured −0.0%, −0.1% and +2.2% on the crop and +1.8% on kodim05.
+rate fall to 1e-3 at the end of the soft phase and hold 1e-4 in the hard phase: with the
+floor at 1e-2, longer training ended worse (kodim23 crop, quality 50, all grids kept, one
+thread, fixed iterations, D + λR from the bitstream: 9.70e-4 after 3000 iterations, 1.077e-3
+after 6000; the latents' rate rose from 0.46 to 0.58 bpp), and the lower floor gave 8.86e-4
+after 6000 (0.39 bpp of latents, +0.47 dB). For ``default`` (its time budget, one thread,
+two runs at a time, D + λR from the bitstream) the floor of 1e-3 measured −7.0%, −2.0% and
+−3.3% against 1e-2 on the kodim23 crop at qualities 25 / 50 / 75 and −0.6% on the whole
+kodim05 at quality 50; a floor of 1e-4 measured +2.1% and +1.9% against 1e-3 at qualities
+25 and 50. ``fast`` keeps 1e-2 and 1e-3: in the same test the lower ones measured −0.0%,
+−0.1% and +2.2% on the crop and +1.8% on kodim05.
 ``fast`` gets only a few hundred iterations, so it learns twice as fast (on the kodim23 crop
 at quality 20 this gave +1 dB at +4% rate over the default rates), except for warm-started
 networks, which stay at 1e-2 (the soft phase's floor) so that Adam's first steps (each about

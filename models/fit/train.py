@@ -194,16 +194,16 @@ class StepSchedule:
     learning_rate_factor: float
     temperature: float
     noise_std: float
+    learning_rate_floor: float
     final_learning_rate: float
 
     def apply(self, optimizer: torch.optim.Optimizer) -> None:
         """Set every parameter group's ``lr`` from its ``"base"`` learning rate."""
-        floor = self.final_learning_rate * 10
         for group in optimizer.param_groups:
             group["lr"] = (
                 self.final_learning_rate
                 if self.hard
-                else _cosine(group["base"], floor, self.learning_rate_factor)
+                else _cosine(group["base"], self.learning_rate_floor, self.learning_rate_factor)
             )
 
     def quantize(self, grid: torch.Tensor) -> torch.Tensor:
@@ -222,6 +222,7 @@ def schedule(preset: Preset, progress: float) -> StepSchedule:
         learning_rate_factor=soft_progress,
         temperature=_linear(preset.temperature_start, preset.temperature_end, soft_progress),
         noise_std=_linear(preset.noise_start, preset.noise_end, soft_progress),
+        learning_rate_floor=preset.learning_rate_floor,
         final_learning_rate=preset.final_learning_rate,
     )
 

@@ -1,4 +1,4 @@
-"""Training settings: gradient clipping."""
+"""Training settings: gradient clipping, the learning-rate schedule."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from inrstore.models.fit.presets import Preset
-from inrstore.models.fit.train import clip_gradients
+from inrstore.models.fit.train import clip_gradients, schedule
 
 
 def _with_gradients(*gradients: list[float]) -> list[torch.Tensor]:
@@ -44,3 +44,23 @@ def test_small_gradients_and_unclipped_presets_are_left_alone():
 def test_a_non_positive_clip_is_rejected(limit):
     with pytest.raises(ValueError, match="gradient_clip must be positive"):
         Preset("t", 10, 0, gradient_clip=limit)
+
+
+def test_learning_rates_fall_by_half_cosine_to_the_floor_then_hold_the_final_rate():
+    preset = Preset(
+        "t", 10, 0, hard_fraction=0.2, learning_rate_floor=1e-3, final_learning_rate=1e-4
+    )
+    networks, latents = torch.zeros(1, requires_grad=True), torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.Adam(
+        [{"params": [networks], "base": 1e-2}, {"params": [latents], "base": 0.2}]
+    )
+
+    def rates(progress: float) -> list[float]:
+        schedule(preset, progress).apply(optimizer)
+        return [group["lr"] for group in optimizer.param_groups]
+
+    assert rates(0.0) == pytest.approx([1e-2, 0.2])
+    assert rates(0.4) == pytest.approx([(1e-2 + 1e-3) / 2, (0.2 + 1e-3) / 2])  # half the soft phase
+    assert rates(0.7999) == pytest.approx([1e-3, 1e-3], rel=1e-3)
+    assert rates(0.8) == [1e-4, 1e-4]
+    assert schedule(preset, 0.8).hard and not schedule(preset, 0.7999).hard
