@@ -1,0 +1,156 @@
+"""Merge ``inrstore bench`` result folders that measured disjoint sets of images.
+
+A long sweep (``default`` on all 24 Kodak images takes 4.7 hours) can be run as several
+smaller ``inrstore bench`` runs over disjoint folders with the same codecs and qualities.
+Each run's JSON holds per-quality means over its images; the merged curve is their mean
+weighted by each run's image count (``bd-rate.json``'s ``"images"``), which is the
+per-quality mean over all the images, as one run over them would have written it. BD-rates
+and the plot are then computed from the merged curves.
+
+Usage::
+
+    python -m inrstore.bench.merge RUN1 RUN2 ... --anchor webp --out MERGED
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from inrstore.bench.report import Curve, bd_rate_table, plot_rd
+from inrstore.bench.run import write_report
+
+AVERAGED_KEYS = ("psnr-rgb", "ms-ssim-rgb", "bpp", "encoding_time", "decoding_time")
+"""The CompressAI keys that hold per-quality means over images."""
+
+
+class MergeError(ValueError):
+    """The result folders cannot be merged (missing files, mismatched codecs or qualities)."""
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """One ``inrstore bench`` result folder: its image count and each codec's JSON."""
+
+    folder: Path
+    images: int
+    reports: dict[str, dict]
+    """Codec name → its CompressAI JSON (``name``, ``description``, ``results``)."""
+
+
+def load_run(folder: str | Path) -> BenchRun:
+    """Read ``folder/bd-rate.json`` (for the image count) and every ``<codec>.json`` in it."""
+    folder = Path(folder)
+    summary = _read_json(folder / "bd-rate.json")
+    try:
+        images = int(summary["images"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise MergeError(f"{folder}: bd-rate.json has no image count ({err})") from None
+    reports = {}
+    for path in sorted(folder.glob("*.json")):
+        if path.name != "bd-rate.json":
+            report = _read_json(path)
+            try:
+                curve = report["results"]
+                lengths = {len(curve[key]) for key in (*AVERAGED_KEYS, "quality")}
+                reports[report["name"]] = report
+            except (KeyError, TypeError) as err:
+                raise MergeError(f"{path}: not a CompressAI result ({err!r} missing)") from None
+            if len(lengths) != 1:
+                raise MergeError(f"{path}: its result lists differ in length")
+    if images < 1 or not reports:
+        raise MergeError(f"{folder}: no codec results")
+    return BenchRun(folder, images, reports)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise MergeError(f"{path}: unreadable ({err})") from None
+
+
+def merge_curves(parts: Sequence[tuple[Curve, int]]) -> dict[str, list[float]]:
+    """Per-quality means over all images of curves measured on disjoint image sets.
+
+    Args:
+        parts: ``(curve, number of images)`` pairs; every curve has the same ``"quality"``
+            values (in any order).
+
+    Returns:
+        A curve with the same keys, each value the image-weighted mean, ordered by bpp.
+    """
+    qualities = sorted(parts[0][0]["quality"])
+    for curve, _ in parts:
+        if sorted(curve["quality"]) != qualities:
+            raise MergeError(f"qualities differ: {qualities} and {sorted(curve['quality'])}")
+    total = sum(count for _, count in parts)
+    rows = []
+    for quality in qualities:
+        row = {"quality": quality}
+        for key in AVERAGED_KEYS:
+            weighted = 0.0
+            for curve, count in parts:
+                weighted += count * curve[key][list(curve["quality"]).index(quality)]
+            row[key] = weighted / total
+        rows.append(row)
+    rows.sort(key=lambda row: row["bpp"])
+    return {key: [row[key] for row in rows] for key in [*AVERAGED_KEYS, "quality"]}
+
+
+def merge_runs(runs: Sequence[BenchRun], anchor: str, out: str | Path) -> dict[str, float]:
+    """Write the merged JSON of every codec, ``bd-rate.json`` and ``rd-psnr.png`` to ``out``.
+
+    Every run must hold the same codecs; returns the BD-rates (PSNR) against ``anchor``.
+    """
+    if not runs:
+        raise MergeError("no result folders to merge")
+    codecs = list(runs[0].reports)
+    for run in runs[1:]:
+        if sorted(run.reports) != sorted(codecs):
+            raise MergeError(
+                f"{run.folder} holds codecs {sorted(run.reports)}, "
+                f"{runs[0].folder} holds {sorted(codecs)}"
+            )
+    if anchor not in codecs:
+        raise MergeError(f"anchor {anchor!r} is not among the codecs {codecs}")
+    total = sum(run.images for run in runs)
+    sources = [f"{run.folder.name} ({run.images} images)" for run in runs]
+    curves = {}
+    for name in codecs:
+        parts = [(run.reports[name]["results"], run.images) for run in runs]
+        curves[name] = merge_curves(parts)
+        description = runs[0].reports[name]["description"].split(";")[0]
+        report = {
+            "name": name,
+            "description": f"{description}; {total} images in {len(runs)} runs "
+            f"({', '.join(sources)}); means per quality",
+            "results": curves[name],
+        }
+        write_report(Path(out) / f"{name}.json", report)
+    bd_rates = bd_rate_table(curves, anchor)
+    plot_rd(curves, Path(out) / "rd-psnr.png", f"{total} images merged from {len(runs)} runs")
+    summary = {"anchor": anchor, "images": total, "merged_from": sources, "bd_rate_psnr": bd_rates}
+    write_report(Path(out) / "bd-rate.json", summary)
+    return bd_rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folders", type=Path, nargs="+", help="inrstore bench result folders")
+    parser.add_argument("--anchor", required=True, help="codec the BD-rates are measured against")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the merged results")
+    args = parser.parse_args()
+    try:
+        bd_rates = merge_runs([load_run(folder) for folder in args.folders], args.anchor, args.out)
+    except MergeError as err:
+        parser.exit(1, f"error: {err}\n")
+    for name, rate in bd_rates.items():
+        print(f"{name:24s} {rate:+.1f}% vs {args.anchor}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Merging bench result folders of disjoint image sets into one set of curves."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from inrstore.bench.merge import MergeError, load_run, merge_curves, merge_runs
+from inrstore.cli.app import app
+
+runner = CliRunner()
+
+
+def _bench(folder: Path, out: Path, codecs: str = "jpeg,webp") -> Path:
+    outcome = runner.invoke(
+        app, ["bench", str(folder), "--codecs", codecs, "--crop", "48", "--out", str(out)]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    return out
+
+
+def _split(kodak_samples: Path, root: Path) -> tuple[Path, Path, Path]:
+    """Folders with the first image, the other three, and all four."""
+    paths = sorted(kodak_samples.glob("*.png"))
+    folders = [root / "first", root / "rest", root / "all"]
+    for folder, chosen in zip(folders, [paths[:1], paths[1:], paths], strict=True):
+        folder.mkdir()
+        for path in chosen:
+            shutil.copy(path, folder)
+    return folders[0], folders[1], folders[2]
+
+
+def test_merging_two_runs_gives_the_curves_of_one_run_over_all_images(
+    kodak_samples: Path, tmp_path: Path
+) -> None:
+    first, rest, every = _split(kodak_samples, tmp_path)
+    runs = [load_run(_bench(folder, tmp_path / f"out-{folder.name}")) for folder in (first, rest)]
+    assert [run.images for run in runs] == [1, 3]
+    merged_rates = merge_runs(runs, "jpeg", tmp_path / "merged")
+    _bench(every, tmp_path / "out-all")
+    for name in ("jpeg", "webp"):
+        merged = json.loads((tmp_path / "merged" / f"{name}.json").read_text())["results"]
+        single = json.loads((tmp_path / "out-all" / f"{name}.json").read_text())["results"]
+        for key in ("quality", "bpp", "psnr-rgb"):
+            assert merged[key] == pytest.approx(single[key], rel=1e-12), key
+    single_rates = json.loads((tmp_path / "out-all" / "bd-rate.json").read_text())
+    assert merged_rates == pytest.approx(single_rates["bd_rate_psnr"])
+    summary = json.loads((tmp_path / "merged" / "bd-rate.json").read_text())
+    assert summary["images"] == 4 and summary["anchor"] == "jpeg"
+    assert summary["merged_from"] == ["out-first (1 images)", "out-rest (3 images)"]
+    assert (tmp_path / "merged" / "rd-psnr.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_curves_are_weighted_by_their_image_counts() -> None:
+    keys = ("psnr-rgb", "ms-ssim-rgb", "bpp", "encoding_time", "decoding_time")
+    one = {key: [1.0, 2.0] for key in keys} | {"quality": [25.0, 75.0]}
+    three = {key: [10.0, 5.0] for key in keys} | {"quality": [75.0, 25.0]}
+    merged = merge_curves([(one, 1), (three, 3)])
+    assert merged["quality"] == [25.0, 75.0]
+    assert merged["bpp"] == pytest.approx([(1 + 3 * 5) / 4, (2 + 3 * 10) / 4])
+
+
+def test_runs_with_different_qualities_or_codecs_are_refused(
+    kodak_samples: Path, tmp_path: Path
+) -> None:
+    first, rest, _ = _split(kodak_samples, tmp_path)
+    a = load_run(_bench(first, tmp_path / "a"))
+    b = load_run(_bench(rest, tmp_path / "b", codecs="jpeg"))
+    with pytest.raises(MergeError, match="holds codecs"):
+        merge_runs([a, b], "jpeg", tmp_path / "merged")
+    with pytest.raises(MergeError, match="anchor 'avif' is not among"):
+        merge_runs([a], "avif", tmp_path / "merged")
+    curve = a.reports["jpeg"]["results"]
+    fewer = {key: values[:-1] for key, values in curve.items()}
+    with pytest.raises(MergeError, match="qualities differ"):
+        merge_curves([(curve, 1), (fewer, 1)])
+
+
+def test_a_folder_without_bench_results_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(MergeError, match=r"bd-rate\.json: unreadable"):
+        load_run(tmp_path)
+    (tmp_path / "bd-rate.json").write_text(json.dumps({"images": 2}))
+    (tmp_path / "jpeg.json").write_text(json.dumps({"name": "jpeg", "results": {"bpp": [1]}}))
+    with pytest.raises(MergeError, match="not a CompressAI result"):
+        load_run(tmp_path)
