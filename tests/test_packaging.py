@@ -20,6 +20,8 @@ def test_imports_work_outside_the_repository(tmp_path: Path) -> None:
 
 
 def test_pyproject_lists_every_package_directory() -> None:
+    """Every folder with an ``__init__.py`` is a listed package, and so is every folder of
+    package data (setuptools warns about data folders that it is not told are packages)."""
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     roots = config["package-dir"]
@@ -28,7 +30,12 @@ def test_pyproject_lists_every_package_directory() -> None:
         for init in (REPO / folder).rglob("__init__.py"):
             relative = init.parent.relative_to(REPO / folder)
             on_disk.add(".".join([package, *relative.parts]))
-    assert set(config["packages"]) == on_disk
+    data_only = {name for name in config["package-data"] if name not in on_disk}
+    for name in data_only:
+        prefix = next(root for root in roots if name.startswith(root + "."))
+        folder = REPO / roots[prefix] / Path(*name[len(prefix) + 1 :].split("."))
+        assert folder.is_dir() and not (folder / "__init__.py").exists(), name
+    assert set(config["packages"]) == on_disk | data_only
 
 
 def test_every_command_has_help() -> None:
