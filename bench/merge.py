@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inrstore.bench.report import Curve, bd_rate_table, plot_rd
-from inrstore.bench.run import write_report
+from inrstore.bench.run import CURVE_KEYS, write_report
 
-AVERAGED_KEYS = ("psnr-rgb", "ms-ssim-rgb", "bpp", "encoding_time", "decoding_time")
+AVERAGED_KEYS = tuple(key for key, _ in CURVE_KEYS)
 """The CompressAI keys that hold per-quality means over images."""
 
 

@@ -38,7 +38,7 @@ class ImagePoint:
     decoding_time: float
 
 
-_KEYS = (
+CURVE_KEYS = (
     ("psnr-rgb", "psnr"),
     ("ms-ssim-rgb", "ms_ssim"),
     ("bpp", "bpp"),
@@ -62,10 +62,12 @@ class CodecResult:
         rows = []
         for quality in qualities:
             group = [p for p in self.points if p.quality == quality]
-            row = {key: statistics.fmean(getattr(p, attr) for p in group) for key, attr in _KEYS}
+            row = {
+                key: statistics.fmean(getattr(p, attr) for p in group) for key, attr in CURVE_KEYS
+            }
             rows.append(row | {"quality": quality})
         rows.sort(key=lambda row: row["bpp"])
-        return {key: [row[key] for row in rows] for key in [*dict(_KEYS), "quality"]}
+        return {key: [row[key] for row in rows] for key in [*dict(CURVE_KEYS), "quality"]}
 
     def to_json(self) -> dict:
         images = sorted({p.image for p in self.points})
