@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from inrstore.bench.report import Curve, bd_rate_table, plot_rd
-from inrstore.bench.run import CURVE_KEYS, write_report
+from inrstore.bench.report import Curve, write_comparison
+from inrstore.bench.run import CURVE_KEYS, curve_from_rows, write_report
 
 AVERAGED_KEYS = tuple(key for key, _ in CURVE_KEYS)
 """The CompressAI keys that hold per-quality means over images."""
@@ -88,17 +88,13 @@ def merge_curves(parts: Sequence[tuple[Curve, int]]) -> dict[str, list[float]]:
         if sorted(curve["quality"]) != qualities:
             raise MergeError(f"qualities differ: {qualities} and {sorted(curve['quality'])}")
     total = sum(count for _, count in parts)
-    rows = []
-    for quality in qualities:
-        row = {"quality": quality}
-        for key in AVERAGED_KEYS:
-            weighted = 0.0
-            for curve, count in parts:
-                weighted += count * curve[key][list(curve["quality"]).index(quality)]
-            row[key] = weighted / total
-        rows.append(row)
-    rows.sort(key=lambda row: row["bpp"])
-    return {key: [row[key] for row in rows] for key in [*AVERAGED_KEYS, "quality"]}
+    rows = [{"quality": quality} | dict.fromkeys(AVERAGED_KEYS, 0.0) for quality in qualities]
+    for curve, count in parts:
+        for index, quality in enumerate(curve["quality"]):
+            row = rows[qualities.index(quality)]
+            for key in AVERAGED_KEYS:
+                row[key] += count * curve[key][index] / total
+    return curve_from_rows(rows)
 
 
 def merge_runs(runs: Sequence[BenchRun], anchor: str, out: str | Path) -> dict[str, float]:
@@ -131,11 +127,8 @@ def merge_runs(runs: Sequence[BenchRun], anchor: str, out: str | Path) -> dict[s
             "results": curves[name],
         }
         write_report(Path(out) / f"{name}.json", report)
-    bd_rates = bd_rate_table(curves, anchor)
-    plot_rd(curves, Path(out) / "rd-psnr.png", f"{total} images merged from {len(runs)} runs")
-    summary = {"anchor": anchor, "images": total, "merged_from": sources, "bd_rate_psnr": bd_rates}
-    write_report(Path(out) / "bd-rate.json", summary)
-    return bd_rates
+    title = f"{total} images merged from {len(runs)} runs"
+    return write_comparison(curves, anchor, out, title, images=total, merged_from=sources)
 
 
 def main() -> None:

@@ -6,6 +6,9 @@ import math
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from inrstore.bench.run import write_report
 
 Curve = Mapping[str, list[float]]
 """CompressAI ``results`` dict: at least ``"bpp"`` and ``"psnr-rgb"``, ordered by bpp."""
@@ -61,3 +64,14 @@ def plot_rd(curves: Mapping[str, Curve], path: str | Path, title: str) -> Path:
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+def write_comparison(
+    curves: Mapping[str, Curve], anchor: str, out: str | Path, title: str, **fields: Any
+) -> dict[str, float]:
+    """Write ``out/rd-psnr.png`` and ``out/bd-rate.json`` (the anchor, ``fields``, and every
+    curve's BD-rate against the anchor's); returns the BD-rates."""
+    bd_rates = bd_rate_table(curves, anchor)
+    plot_rd(curves, Path(out) / "rd-psnr.png", title)
+    write_report(Path(out) / "bd-rate.json", {"anchor": anchor, **fields, "bd_rate_psnr": bd_rates})
+    return bd_rates

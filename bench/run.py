@@ -58,16 +58,14 @@ class CodecResult:
 
     def curve(self) -> dict[str, list[float]]:
         """Per-quality means, ordered by increasing bpp, keyed as in CompressAI's JSON."""
-        qualities = sorted({p.quality for p in self.points})
         rows = []
-        for quality in qualities:
+        for quality in sorted({p.quality for p in self.points}):
             group = [p for p in self.points if p.quality == quality]
             row = {
                 key: statistics.fmean(getattr(p, attr) for p in group) for key, attr in CURVE_KEYS
             }
             rows.append(row | {"quality": quality})
-        rows.sort(key=lambda row: row["bpp"])
-        return {key: [row[key] for row in rows] for key in [*dict(CURVE_KEYS), "quality"]}
+        return curve_from_rows(rows)
 
     def to_json(self) -> dict:
         images = sorted({p.image for p in self.points})
@@ -76,6 +74,13 @@ class CodecResult:
             "description": f"{self.description}; {len(images)} images; means per quality",
             "results": self.curve(),
         }
+
+
+def curve_from_rows(rows: list[dict[str, float]]) -> dict[str, list[float]]:
+    """CompressAI ``results`` from one ``{key: mean}`` row per quality (every key of
+    :data:`CURVE_KEYS` and ``"quality"``), ordered by increasing bpp."""
+    rows = sorted(rows, key=lambda row: row["bpp"])
+    return {key: [row[key] for row in rows] for key in [*dict(CURVE_KEYS), "quality"]}
 
 
 def load_bench_images(

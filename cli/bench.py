@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from inrstore.bench.codecs import CODEC_NAMES, MissingCodecError, get_codec
-from inrstore.bench.report import bd_rate_table, plot_rd
-from inrstore.bench.run import load_bench_images, sweep, write_json, write_report
+from inrstore.bench.report import write_comparison
+from inrstore.bench.run import load_bench_images, sweep, write_json
 from inrstore.cli.console import console, fail, problems_table, progress_bar
 
 
@@ -73,11 +73,8 @@ def bench(
             write_json(result, out)
             curves[codec.name] = result.curve()
 
-    bd_rates = bd_rate_table(curves, anchor)
     title = f"{folder.name}: {len(images)} images" + (f", {crop}px centre crop" if crop else "")
-    plot_rd(curves, out / "rd-psnr.png", title)
-    summary = {"anchor": anchor, "images": len(images), "crop": crop, "bd_rate_psnr": bd_rates}
-    write_report(out / "bd-rate.json", summary)
+    bd_rates = write_comparison(curves, anchor, out, title, images=len(images), crop=crop)
     console.print(_summary_table(curves, bd_rates, anchor, title))
     console.print(f"results written to {out}/")
 

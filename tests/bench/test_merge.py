@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from inrstore.bench.merge import MergeError, load_run, merge_curves, merge_runs
+from inrstore.bench.merge import AVERAGED_KEYS, MergeError, load_run, merge_curves, merge_runs
 from inrstore.cli.app import app
 
 runner = CliRunner()
@@ -56,9 +56,8 @@ def test_merging_two_runs_gives_the_curves_of_one_run_over_all_images(
 
 
 def test_curves_are_weighted_by_their_image_counts() -> None:
-    keys = ("psnr-rgb", "ms-ssim-rgb", "bpp", "encoding_time", "decoding_time")
-    one = {key: [1.0, 2.0] for key in keys} | {"quality": [25.0, 75.0]}
-    three = {key: [10.0, 5.0] for key in keys} | {"quality": [75.0, 25.0]}
+    one = {key: [1.0, 2.0] for key in AVERAGED_KEYS} | {"quality": [25.0, 75.0]}
+    three = {key: [10.0, 5.0] for key in AVERAGED_KEYS} | {"quality": [75.0, 25.0]}
     merged = merge_curves([(one, 1), (three, 3)])
     assert merged["quality"] == [25.0, 75.0]
     assert merged["bpp"] == pytest.approx([(1 + 3 * 5) / 4, (2 + 3 * 10) / 4])
