@@ -5,7 +5,9 @@ smaller ``inrstore bench`` runs over disjoint folders with the same codecs and q
 Each run's JSON holds per-quality means over its images; the merged curve is their mean
 weighted by each run's image count (``bd-rate.json``'s ``"images"``), which is the
 per-quality mean over all the images, as one run over them would have written it. BD-rates
-and the plot are then computed from the merged curves.
+and the plot are then computed from the merged curves. Runs that name their images
+(``"image_names"``, written by ``inrstore bench`` since it learnt to) must not share any;
+older runs hold only a count, so for them disjointness is the caller's word.
 
 Usage::
 
@@ -37,6 +39,8 @@ class BenchRun:
 
     folder: Path
     images: int
+    image_names: tuple[str, ...] | None
+    """The images' names, or None for a run written before the names were recorded."""
     reports: dict[str, dict]
     """Codec name → its CompressAI JSON (``name``, ``description``, ``results``)."""
 
@@ -49,6 +53,13 @@ def load_run(folder: str | Path) -> BenchRun:
         images = int(summary["images"])
     except (KeyError, TypeError, ValueError) as err:
         raise MergeError(f"{folder}: bd-rate.json has no image count ({err})") from None
+    names = summary.get("image_names")
+    if names is not None and (
+        not isinstance(names, list)
+        or len(names) != images
+        or not all(isinstance(name, str) for name in names)
+    ):
+        raise MergeError(f"{folder}: bd-rate.json's image_names are not {images} names")
     reports = {}
     for path in sorted(folder.glob("*.json")):
         if path.name != "bd-rate.json":
@@ -63,7 +74,7 @@ def load_run(folder: str | Path) -> BenchRun:
                 raise MergeError(f"{path}: its result lists differ in length")
     if images < 1 or not reports:
         raise MergeError(f"{folder}: no codec results")
-    return BenchRun(folder, images, reports)
+    return BenchRun(folder, images, None if names is None else tuple(names), reports)
 
 
 def _read_json(path: Path) -> dict:
@@ -113,6 +124,7 @@ def merge_runs(runs: Sequence[BenchRun], anchor: str, out: str | Path) -> dict[s
             )
     if anchor not in codecs:
         raise MergeError(f"anchor {anchor!r} is not among the codecs {codecs}")
+    names = _disjoint_names(runs)
     total = sum(run.images for run in runs)
     sources = [f"{run.folder.name} ({run.images} images)" for run in runs]
     curves = {}
@@ -128,7 +140,28 @@ def merge_runs(runs: Sequence[BenchRun], anchor: str, out: str | Path) -> dict[s
         }
         write_report(Path(out) / f"{name}.json", report)
     title = f"{total} images merged from {len(runs)} runs"
-    return write_comparison(curves, anchor, out, title, images=total, merged_from=sources)
+    known = {} if names is None else {"image_names": names}
+    return write_comparison(curves, anchor, out, title, images=total, **known, merged_from=sources)
+
+
+def _disjoint_names(runs: Sequence[BenchRun]) -> list[str] | None:
+    """All runs' image names, after checking that no folder is given twice and no image is
+    in two runs; None when some run does not name its images."""
+    seen: dict[Path, Path] = {}
+    for run in runs:
+        key = run.folder.resolve()
+        if key in seen:
+            raise MergeError(f"{run.folder} is given twice (as {seen[key]})")
+        seen[key] = run.folder
+    owner: dict[str, Path] = {}
+    for run in runs:
+        for name in run.image_names or ():
+            if name in owner:
+                raise MergeError(f"{name} is in both {owner[name]} and {run.folder}")
+            owner[name] = run.folder
+    if any(run.image_names is None for run in runs):
+        return None
+    return list(owner)
 
 
 def main() -> None:

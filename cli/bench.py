@@ -74,7 +74,10 @@ def bench(
             curves[codec.name] = result.curve()
 
     title = f"{folder.name}: {len(images)} images" + (f", {crop}px centre crop" if crop else "")
-    bd_rates = write_comparison(curves, anchor, out, title, images=len(images), crop=crop)
+    names = [image.name for image in images]
+    bd_rates = write_comparison(
+        curves, anchor, out, title, images=len(images), image_names=names, crop=crop
+    )
     console.print(_summary_table(curves, bd_rates, anchor, title))
     console.print(f"results written to {out}/")
 

@@ -52,6 +52,8 @@ def test_merging_two_runs_gives_the_curves_of_one_run_over_all_images(
     summary = json.loads((tmp_path / "merged" / "bd-rate.json").read_text())
     assert summary["images"] == 4 and summary["anchor"] == "jpeg"
     assert summary["merged_from"] == ["out-first (1 images)", "out-rest (3 images)"]
+    assert sorted(summary["image_names"]) == sorted(single_rates["image_names"])
+    assert len(set(summary["image_names"])) == 4
     assert (tmp_path / "merged" / "rd-psnr.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -86,3 +88,35 @@ def test_a_folder_without_bench_results_is_refused(tmp_path: Path) -> None:
     (tmp_path / "jpeg.json").write_text(json.dumps({"name": "jpeg", "results": {"bpp": [1]}}))
     with pytest.raises(MergeError, match="not a CompressAI result"):
         load_run(tmp_path)
+
+
+def test_runs_that_share_an_image_or_a_folder_are_refused(
+    kodak_samples: Path, tmp_path: Path
+) -> None:
+    first, _, every = _split(kodak_samples, tmp_path)
+    one = load_run(_bench(first, tmp_path / "one"))
+    four = load_run(_bench(every, tmp_path / "four"))
+    shared = one.image_names[0]
+    with pytest.raises(MergeError, match=f"{shared} is in both .*one and .*four"):
+        merge_runs([one, four], "jpeg", tmp_path / "merged")
+    with pytest.raises(MergeError, match="is given twice"):
+        merge_runs([one, load_run(tmp_path / "one")], "jpeg", tmp_path / "merged")
+    assert not (tmp_path / "merged").exists()
+
+
+def test_runs_without_image_names_still_merge_on_their_counts(
+    kodak_samples: Path, tmp_path: Path
+) -> None:
+    first, rest, _ = _split(kodak_samples, tmp_path)
+    folders = [_bench(folder, tmp_path / f"out-{folder.name}") for folder in (first, rest)]
+    summary_path = folders[0] / "bd-rate.json"
+    summary = json.loads(summary_path.read_text())
+    summary_path.write_text(json.dumps({k: v for k, v in summary.items() if k != "image_names"}))
+    runs = [load_run(folder) for folder in folders]
+    assert runs[0].image_names is None and len(runs[1].image_names) == 3
+    merge_runs(runs, "jpeg", tmp_path / "merged")
+    merged = json.loads((tmp_path / "merged" / "bd-rate.json").read_text())
+    assert merged["images"] == 4 and "image_names" not in merged
+    summary_path.write_text(json.dumps(summary | {"image_names": ["a", "b"]}))
+    with pytest.raises(MergeError, match="image_names are not 1 names"):
+        load_run(folders[0])
