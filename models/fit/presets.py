@@ -120,38 +120,46 @@ PRESETS: dict[str, Preset] = {
         "best",
         iterations=10000,
         arm_levels=2,
+        crop_seconds=300.0,
+        finest_grid_bpp=1.5,
         learning_rate_floor=1e-3,
         final_learning_rate=1e-4,
     ),
 }
-"""``fast`` and ``default`` stop at their time budget on a CPU; ``best`` runs all its
-iterations (meant for a GPU, or for patience). ``default`` and ``best`` let every learning
-rate fall to 1e-3 at the end of the soft phase and hold 1e-4 in the hard phase: with the
-floor at 1e-2, longer training ended worse (kodim23 crop, quality 50, all grids kept, one
-thread, fixed iterations, D + λR from the bitstream: 9.70e-4 after 3000 iterations, 1.077e-3
-after 6000; the latents' rate rose from 0.46 to 0.58 bpp), and the lower floor gave 8.86e-4
-after 6000 (0.39 bpp of latents, +0.47 dB). For ``default`` (its time budget, one thread,
-two runs at a time, D + λR from the bitstream) the floor of 1e-3 measured −7.0%, −2.0% and
-−3.3% against 1e-2 on the kodim23 crop at qualities 25 / 50 / 75 and −0.6% on the whole
-kodim05 at quality 50; a floor of 1e-4 measured +2.1% and +1.9% against 1e-3 at qualities
-25 and 50. ``fast`` keeps 1e-2 and 1e-3: in the same test the lower ones measured −0.0%,
-−0.1% and +2.2% on the crop and +1.8% on kodim05.
-``fast`` gets only a few hundred iterations, so it learns twice as fast (on the kodim23 crop
-at quality 20 this gave +1 dB at +4% rate over the default rates), except for warm-started
-networks, which stay at 1e-2 (the soft phase's floor) so that Adam's first steps (each about
-one learning rate per weight) do not undo the warm start. Before gradient clipping (below)
-they started at 5e-3 (150 iterations on
+"""Every preset stops at its time budget or its iteration cap, whichever comes first.
+``best`` (two ARM grids) gets 300 s on a 256×256 image, under the 337 s Cool-chic 5 takes
+for that crop, and drops the finest grid where the λ test says it does not pay (below), like
+the other presets. Both came in together; against its earlier 10 000 iterations with the
+finest grid always kept (488–538 s), on the kodim23 crop in ``inrstore bench`` on machines of
+the same speed, D + λR (bitstream) went 2.577e-3 → 2.512e-3, 8.825e-4 → 8.425e-4 and 3.005e-4
+→ 2.961e-4 at qualities 25 / 50 / 75 (−2.5%, −4.5%, −1.5%) in 267, 248 and 300 s: at 25 and
+50 the finest grid was dropped, and the cap came before the budget.
+
+``default`` and ``best`` let every learning rate fall to 1e-3 at the end of the soft phase and
+hold 1e-4 in the hard phase: with the floor at 1e-2, longer training ended worse (kodim23 crop,
+quality 50, all grids kept, one thread, fixed iterations, D + λR from the bitstream: 9.70e-4
+after 3000 iterations, 1.077e-3 after 6000; the latents' rate rose from 0.46 to 0.58 bpp), and
+the lower floor gave 8.86e-4 after 6000 (0.39 bpp of latents, +0.47 dB). For ``default`` (its
+time budget, one thread, two runs at a time, D + λR from the bitstream) the floor of 1e-3
+measured −7.0%, −2.0% and −3.3% against 1e-2 on the kodim23 crop at qualities 25 / 50 / 75 and
+−0.6% on the whole kodim05 at quality 50; a floor of 1e-4 measured +2.1% and +1.9% against 1e-3
+at qualities 25 and 50. ``fast`` keeps 1e-2 and 1e-3: in the same test the lower ones measured
+−0.0%, −0.1% and +2.2% on the crop and +1.8% on kodim05. ``fast`` gets only a few hundred
+iterations, so it learns twice as fast (on the kodim23 crop at quality 20 this gave +1 dB at
++4% rate over the default rates), except for warm-started networks, which stay at 1e-2 (the
+soft phase's floor) so that Adam's first steps (each about one learning rate per weight) do not
+undo the warm start. Before gradient clipping (below) they started at 5e-3 (150 iterations on
 kodim23 and kodim05 at quality 50: D + λR 4–6% lower than starting them at 2e-2); clipping
-tames the first steps, and 1e-2 then measured 3.3–3.6% lower than 5e-3 on the kodim23 crop
-(350 iterations, qualities 25 / 50 / 75, the finest grid as ``fast`` chooses) and 1.4% lower
-on the whole kodim05 (200 iterations, quality 50); 2e-2 measured 2.7% lower at quality 50
-on the crop. Both presets drop the finest grid of images whose
-half-resolution version is already good enough at their λ (error below 1.5 λ; see
+tames the first steps, and 1e-2 then measured 3.3–3.6% lower than 5e-3 on the kodim23 crop (350
+iterations, qualities 25 / 50 / 75, the finest grid as ``fast`` chooses) and 1.4% lower on the
+whole kodim05 (200 iterations, quality 50); 2e-2 measured 2.7% lower at quality 50 on the crop.
+All three presets drop the finest grid of images whose half-resolution version is already good
+enough at their λ (error below 1.5 λ; see
 :func:`~inrstore.models.fit.finest_grid.zero_levels_for`); on the kodim23 crop this took
-``default``'s BD-rate against JPEG from +9.7% to +4.4%. ``fast`` used to drop it also below
-an error of 1.5e-3 (28.2 dB), which its budget rarely reached before the half-resolution
-phase; with that phase, keeping the grid at quality 75 lowered D + λR by 17% (kodim23) and
-38% (kodim09), and changed it by +1% and −2% at quality 50 (single runs, 93 s, one thread).
+``default``'s BD-rate against JPEG from +9.7% to +4.4%. ``fast`` used to drop it also below an
+error of 1.5e-3 (28.2 dB), which its budget rarely reached before the half-resolution phase;
+with that phase, keeping the grid at quality 75 lowered D + λR by 17% (kodim23) and 38%
+(kodim09), and changed it by +1% and −2% at quality 50 (single runs, 93 s, one thread).
 
 ``fast`` spends the first 30% of its budget at half resolution. On whole Kodak images at
 quality 50 (single runs, one thread each, two at a time, a 93 s budget) D + λR fell by 15%
