@@ -7,7 +7,8 @@ weighted by each run's image count (``bd-rate.json``'s ``"images"``), which is t
 per-quality mean over all the images, as one run over them would have written it. BD-rates
 and the plot are then computed from the merged curves. Runs that name their images
 (``"image_names"``, written by ``inrstore bench`` since it learnt to) must not share any;
-older runs hold only a count, so for them disjointness is the caller's word.
+older runs hold only a count, so for them disjointness is the caller's word (the merged
+``image_names`` is then null).
 
 Usage::
 
@@ -140,21 +141,21 @@ def merge_runs(runs: Sequence[BenchRun], anchor: str, out: str | Path) -> dict[s
         }
         write_report(Path(out) / f"{name}.json", report)
     title = f"{total} images merged from {len(runs)} runs"
-    known = {} if names is None else {"image_names": names}
-    return write_comparison(curves, anchor, out, title, images=total, **known, merged_from=sources)
+    return write_comparison(
+        curves, anchor, out, title, images=total, image_names=names, merged_from=sources
+    )
 
 
 def _disjoint_names(runs: Sequence[BenchRun]) -> list[str] | None:
     """All runs' image names, after checking that no folder is given twice and no image is
     in two runs; None when some run does not name its images."""
-    seen: dict[Path, Path] = {}
-    for run in runs:
-        key = run.folder.resolve()
-        if key in seen:
-            raise MergeError(f"{run.folder} is given twice (as {seen[key]})")
-        seen[key] = run.folder
+    folders: dict[Path, Path] = {}
     owner: dict[str, Path] = {}
     for run in runs:
+        key = run.folder.resolve()
+        if key in folders:
+            raise MergeError(f"{run.folder} is given twice (as {folders[key]})")
+        folders[key] = run.folder
         for name in run.image_names or ():
             if name in owner:
                 raise MergeError(f"{name} is in both {owner[name]} and {run.folder}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -97,10 +98,11 @@ def test_runs_that_share_an_image_or_a_folder_are_refused(
     one = load_run(_bench(first, tmp_path / "one"))
     four = load_run(_bench(every, tmp_path / "four"))
     shared = one.image_names[0]
-    with pytest.raises(MergeError, match=f"{shared} is in both .*one and .*four"):
+    with pytest.raises(MergeError, match=rf"{re.escape(shared)} is in both \S*one and \S*four"):
         merge_runs([one, four], "jpeg", tmp_path / "merged")
-    with pytest.raises(MergeError, match="is given twice"):
-        merge_runs([one, load_run(tmp_path / "one")], "jpeg", tmp_path / "merged")
+    for again in (one, load_run(tmp_path / "one")):
+        with pytest.raises(MergeError, match="is given twice"):
+            merge_runs([one, again], "jpeg", tmp_path / "merged")
     assert not (tmp_path / "merged").exists()
 
 
@@ -116,7 +118,7 @@ def test_runs_without_image_names_still_merge_on_their_counts(
     assert runs[0].image_names is None and len(runs[1].image_names) == 3
     merge_runs(runs, "jpeg", tmp_path / "merged")
     merged = json.loads((tmp_path / "merged" / "bd-rate.json").read_text())
-    assert merged["images"] == 4 and "image_names" not in merged
+    assert merged["images"] == 4 and merged["image_names"] is None
     summary_path.write_text(json.dumps(summary | {"image_names": ["a", "b"]}))
     with pytest.raises(MergeError, match="image_names are not 1 names"):
         load_run(folders[0])
