@@ -14,9 +14,12 @@ import torch
 from inrstore.models.bitstream.errors import BitstreamError
 from inrstore.models.bitstream.image_format import (
     FORMAT_VERSION,
+    LATENT_CODING,
+    MAX_TENSOR_SCALE_CODE,
     ImageHeader,
     ModuleCoding,
     pack_image,
+    tensor_names,
     unpack_image,
 )
 from inrstore.models.bitstream.parameters import (
@@ -114,17 +117,21 @@ def write_bitstream(
 ) -> bytes:
     """Entropy-code quantized networks and integer grids (finest first) into bytes."""
     model = fixed_entropy_model(arch, modules, prior_index)
-    latents, zero_flags = encode_latents(model, grids, FORMAT_VERSION)
-    flats = {name: module.flat() for name, module in modules.items()}
-    codes = {name: scale_code(flat) for name, flat in flats.items()}
-    parameters = encode_parameters([(flats[name], codes[name]) for name in modules])
-    header = ImageHeader(
-        arch,
-        prior_index,
-        zero_flags,
-        {name: ModuleCoding(modules[name].exponent, codes[name]) for name in modules},
-    )
-    return pack_image(header, parameters, latents)
+    latents, zero_flags = encode_latents(model, grids, LATENT_CODING[FORMAT_VERSION])
+    integers = {
+        name: value for module in modules.values() for name, value in module.integers.items()
+    }
+    exponents = {
+        name: module.exponent_of(name) for module in modules.values() for name in module.integers
+    }
+    names = tensor_names(arch)
+    flats = [integers[name].reshape(-1).numpy() for name in names]
+    codes = [scale_code(flat, MAX_TENSOR_SCALE_CODE) for flat in flats]
+    parameters = encode_parameters(list(zip(flats, codes, strict=True)))
+    tensors = {
+        name: ModuleCoding(exponents[name], code) for name, code in zip(names, codes, strict=True)
+    }
+    return pack_image(ImageHeader(arch, prior_index, zero_flags, tensors), parameters, latents)
 
 
 def fixed_entropy_model(
@@ -144,20 +151,22 @@ def decode_latent_state(data: bytes) -> tuple[ImageHeader, dict[str, QuantizedMo
     """Header, quantized modules and integer grids (float64 arrays, finest first)."""
     header, parameter_bytes, latent_bytes = unpack_image(data)
     arch = header.arch
-    shapes = arch.modules()
-    names = list(header.modules)
-    counts = [sum(int(np.prod(s)) for s in shapes[name].values()) for name in names]
+    shapes = arch.parameter_shapes()
+    codings = header.tensors
+    names = tensor_names(arch)
     flats = decode_parameters(
         parameter_bytes,
-        [
-            (count, header.modules[name].scale_code)
-            for count, name in zip(counts, names, strict=True)
-        ],
+        [(int(np.prod(shapes[name])), codings[name].scale_code) for name in names],
     )
-    modules = {
-        name: QuantizedModule.from_flat(shapes[name], flat, header.modules[name].exponent)
+    integers = {
+        name: torch.from_numpy(flat).reshape(shapes[name])
         for name, flat in zip(names, flats, strict=True)
     }
+    modules = {}
+    for module, module_shapes in arch.modules().items():
+        exponents = {name: codings[name].exponent for name in module_shapes}
+        own = {name: integers[name] for name in module_shapes}
+        modules[module] = QuantizedModule(max(exponents.values()), own, exponents)
     grids = decode_grids(
         arch, modules, header.prior_index, latent_bytes, header.zero_flags, header.version
     )
@@ -176,7 +185,7 @@ def decode_grids(
     format ``version`` (its latent coding)."""
     try:
         model = fixed_entropy_model(arch, modules, prior_index)
-        return decode_latents(model, latent_bytes, zero_flags, version)
+        return decode_latents(model, latent_bytes, zero_flags, LATENT_CODING[version])
     except CodingError as err:
         raise BitstreamError(str(err)) from None
 

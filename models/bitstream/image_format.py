@@ -1,20 +1,26 @@
-"""The single-image bitstream (format version 3; versions 1 and 2 are still read).
+"""The single-image bitstream (format version 4; versions 1 to 3 are still read).
 
 Layout, big-endian::
 
     magic "INRS" | version u8 | fixed header fields (FIELDS) |
-    per present module (synthesis, aru, arm): exponent u8, scale code u16 |
+    quantization: version 4: per parameter tensor of each present module (synthesis, aru,
+        arm, tensors in architecture order): u16 = exponent << 11 | scale code;
+        versions 1-3: per present module: exponent u8, scale code u16 |
     parameter section length u32 | latent section length u32 |
     parameter section | latent section | CRC-32 of everything before it (u32)
 
 Every field is range-checked when written and when read; section lengths must add up to the
 byte count; the checksum is verified before any section is decoded. Nothing is unpickled.
 
-Versions differ only in the latent section (the version number is the coding of
+Versions 1 to 3 differ only in the latent section (the version number is the coding of
 :mod:`~inrstore.models.entropy.coding`): version 1 used a ``QuantizedLaplace`` per symbol
 everywhere, version 2 codes the coarsest grid and the ARU passes with cached tables, version 3
-runs ARU pass 1 at the anchors only (pass 2 reads the anchors' pass-1 outputs). Bitstreams of
-versions 1 and 2 decode unchanged; nothing needs migrating.
+runs ARU pass 1 at the anchors only (pass 2 reads the anchors' pass-1 outputs). Version 4
+codes its latents as version 3 does and gives every parameter tensor its own quantization
+step and Laplace scale, where earlier versions had one of each per module (a module's
+parameters then decode as tensors that all carry the module's step and scale, which codes
+the same symbols with the same model). Earlier bitstreams decode unchanged; nothing needs
+migrating.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from inrstore.models.core.architecture import MAX_LEVELS, Architecture
 from inrstore.models.entropy.laplace import LOG_SCALE_MAX_INDEX, LOG_SCALE_MIN_INDEX
 
 MAGIC = b"INRS"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 OLDEST_VERSION = 1
 MAX_PIXELS = 100_000_000
 """Largest image (H × W) a bitstream may declare."""
@@ -36,6 +42,15 @@ MAX_WIDTH = 64
 """Largest network width a bitstream may declare (bounds decoding work and memory)."""
 MODULE_ORDER = ("synthesis", "aru", "arm")
 MAX_EXPONENT = 24
+TENSOR_CODINGS_VERSION = 4
+LATENT_CODING = {1: 1, 2: 2, 3: 3, 4: 3}
+"""The latent coding (:mod:`~inrstore.models.entropy.coding`) of each format version."""
+"""The first version that quantizes and codes each parameter tensor on its own."""
+MAX_TENSOR_EXPONENT = 16
+"""Largest step exponent of a tensor (format 4): with weight and bias exponents in
+[0, 16] the fixed-point layers stay exact (:class:`~inrstore.models.core.mlp.FixedLayer`)."""
+TENSOR_SCALE_CODE_BITS = 11
+MAX_TENSOR_SCALE_CODE = 2**TENSOR_SCALE_CODE_BITS - 1
 
 SIZE_FIELDS = (Field("height", "H", 1, 65535), Field("width", "H", 1, 65535))
 NETWORK_FIELDS = (
@@ -58,12 +73,14 @@ PREFIX = Prefix(
     MAGIC, FORMAT_VERSION, "image", SIZE_FIELDS + NETWORK_FIELDS + LATENT_FIELDS, OLDEST_VERSION
 )
 _MODULE = struct.Struct(">BH")
+_TENSOR = struct.Struct(">H")
 _SECTIONS = struct.Struct(">II")
 
 
 @dataclass(frozen=True)
 class ModuleCoding:
-    """Quantization step exponent (step = 2**-exponent) and parameter scale code of a module."""
+    """Quantization step exponent (step = 2**-exponent) and parameter scale code of a module
+    or of one parameter tensor."""
 
     exponent: int
     scale_code: int
@@ -76,9 +93,15 @@ class ImageHeader:
     arch: Architecture
     prior_index: int
     zero_flags: int
-    modules: dict[str, ModuleCoding]
+    tensors: dict[str, ModuleCoding]
+    """Step and scale of every parameter tensor of the present modules, by name."""
     version: int = FORMAT_VERSION
     """The format version (written: always :data:`FORMAT_VERSION`)."""
+
+    @property
+    def modules(self) -> list[str]:
+        """Names of the modules the bitstream codes."""
+        return present_modules(self.arch)
 
 
 def arch_values(arch: Architecture) -> dict[str, int]:
@@ -111,9 +134,13 @@ def pack_image(header: ImageHeader, parameters: bytes, latents: bytes) -> bytes:
         "zero_flags": header.zero_flags,
     }
     parts = [PREFIX.pack(values)]
-    for name in present_modules(header.arch):
-        coding = header.modules[name]
-        parts.append(_MODULE.pack(coding.exponent, coding.scale_code))
+    for name in tensor_names(header.arch):
+        coding = header.tensors[name]
+        if not 0 <= coding.exponent <= MAX_TENSOR_EXPONENT:
+            raise ValueError(f"step exponent {coding.exponent} of {name} is out of range")
+        if not 1 <= coding.scale_code <= MAX_TENSOR_SCALE_CODE:
+            raise ValueError(f"scale code {coding.scale_code} of {name} is out of range")
+        parts.append(_TENSOR.pack(coding.exponent << TENSOR_SCALE_CODE_BITS | coding.scale_code))
     parts.append(_SECTIONS.pack(len(parameters), len(latents)))
     return seal(b"".join([*parts, parameters, latents]))
 
@@ -124,17 +151,46 @@ def unpack_image(data: bytes) -> tuple[ImageHeader, bytes, bytes]:
     values = PREFIX.unpack(data)
     arch = checked_arch(values)
     check_zero_flags(values["zero_flags"], arch)
-    offset = PREFIX.size
-    modules = {}
-    for name in present_modules(arch):
-        exponent, code = read(_MODULE, data, offset, "module coding")
-        if exponent > MAX_EXPONENT or code == 0:
-            raise BitstreamError(f"invalid quantization of module {name}")
-        modules[name] = ModuleCoding(exponent, code)
-        offset += _MODULE.size
+    version = values["version"]
+    read_codings = _tensor_codings if version >= TENSOR_CODINGS_VERSION else _module_codings
+    tensors, offset = read_codings(data, PREFIX.size, arch)
     lengths = read(_SECTIONS, data, offset, "section lengths")
     parameters, latents = split_sections(data, offset + _SECTIONS.size, lengths, "image")
-    header = ImageHeader(
-        arch, values["prior_index"], values["zero_flags"], modules, values["version"]
-    )
+    header = ImageHeader(arch, values["prior_index"], values["zero_flags"], tensors, version)
     return header, parameters, latents
+
+
+def tensor_names(arch: Architecture) -> list[str]:
+    """The parameter tensors of the present modules, in coding order."""
+    modules = arch.modules()
+    return [name for module in present_modules(arch) for name in modules[module]]
+
+
+def _tensor_codings(
+    data: bytes, offset: int, arch: Architecture
+) -> tuple[dict[str, ModuleCoding], int]:
+    """Format 4: one packed u16 per tensor. Returns the codings and the offset after them."""
+    tensors = {}
+    for name in tensor_names(arch):
+        (packed,) = read(_TENSOR, data, offset, "tensor coding")
+        exponent, code = packed >> TENSOR_SCALE_CODE_BITS, packed & MAX_TENSOR_SCALE_CODE
+        if exponent > MAX_TENSOR_EXPONENT or code == 0:
+            raise BitstreamError(f"invalid quantization of parameter {name}")
+        tensors[name] = ModuleCoding(exponent, code)
+        offset += _TENSOR.size
+    return tensors, offset
+
+
+def _module_codings(
+    data: bytes, offset: int, arch: Architecture
+) -> tuple[dict[str, ModuleCoding], int]:
+    """Formats 1-3: one exponent and scale code per module, carried by each of its tensors."""
+    tensors = {}
+    modules = arch.modules()
+    for module in present_modules(arch):
+        exponent, code = read(_MODULE, data, offset, "module coding")
+        if exponent > MAX_EXPONENT or code == 0:
+            raise BitstreamError(f"invalid quantization of module {module}")
+        tensors |= dict.fromkeys(modules[module], ModuleCoding(exponent, code))
+        offset += _MODULE.size
+    return tensors, offset

@@ -1,7 +1,8 @@
 """Entropy coding of quantized network parameters (integers) with a zero-mean Laplace prior.
 
-Each module's integers share one Laplace scale ``σ = code / 16`` (``code`` a u16 stored in the
-header), chosen from the integers' mean magnitude (the maximum-likelihood Laplace scale).
+Each group of integers (a parameter tensor; a whole module before image format 4 and in
+shards) shares one Laplace scale ``σ = code / 16`` (``code`` stored in the header), chosen
+from the integers' mean magnitude (the maximum-likelihood Laplace scale).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ SCALE_CODE_MAX = 2**16 - 1
 _MODEL = constriction.stream.model.QuantizedLaplace(-WEIGHT_LIMIT, WEIGHT_LIMIT - 1)
 
 
-def scale_code(integers: np.ndarray) -> int:
-    """The u16 scale code for a module's integers."""
+def scale_code(integers: np.ndarray, limit: int = SCALE_CODE_MAX) -> int:
+    """The scale code in [1, ``limit``] for a group of integers (any code decodes: one
+    clipped at ``limit`` only costs bits)."""
     mean_magnitude = float(np.mean(np.abs(integers))) if integers.size else 0.0
-    return max(1, min(SCALE_CODE_MAX, round(mean_magnitude * SCALE_CODE_STEPS)))
+    return max(1, min(limit, round(mean_magnitude * SCALE_CODE_STEPS)))
 
 
 def parameter_bits(integers: np.ndarray, code: int) -> float:
@@ -36,14 +38,14 @@ def parameter_bits(integers: np.ndarray, code: int) -> float:
 
 
 def encode_parameters(modules: list[tuple[np.ndarray, int]]) -> bytes:
-    """Code each module's flat integers with its scale code, in order."""
+    """Code each group's flat integers with its scale code, in order."""
     encoder = constriction.stream.queue.RangeEncoder()
     write_parameters(encoder, modules)
     return encoder.get_compressed().tobytes()
 
 
 def write_parameters(encoder, modules: list[tuple[np.ndarray, int]]) -> None:
-    """Append each module's flat integers to a constriction ``RangeEncoder``."""
+    """Append each group's flat integers to a constriction ``RangeEncoder``."""
     for integers, code in modules:
         symbols = np.asarray(integers, dtype=np.int32).reshape(-1)
         if symbols.size:
@@ -60,7 +62,8 @@ def range_decoder(payload: bytes, what: str):
 
 
 def decode_parameters(payload: bytes, modules: list[tuple[int, int]]) -> list[np.ndarray]:
-    """Inverse of :func:`encode_parameters`; ``modules`` lists ``(count, scale code)``."""
+    """Inverse of :func:`encode_parameters`; ``modules`` lists each group's
+    ``(count, scale code)``."""
     return read_parameters(range_decoder(payload, "parameter section"), modules)
 
 

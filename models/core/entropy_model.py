@@ -2,8 +2,8 @@
 
 Coarsest grid: Laplace(0, exp(prior_log_scale)). ARU grids: pass 1 from the coarser grid for
 the checkerboard anchors, pass 2 from the anchors and their pass-1 (μ, log σ) for the rest
-(the model of format 3; the decoder also reads formats 1 and 2). ARM grids: causal context.
-Contexts are the (noisy or rounded) latents themselves, as at decode time.
+(the model of formats 3 and 4; the decoder also reads formats 1 and 2). ARM grids: causal
+context. Contexts are the (noisy or rounded) latents themselves, as at decode time.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ sum is exact whatever the summation order of the BLAS library, thread count or m
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,12 +70,18 @@ def mlp_forward(
 
 @dataclass(frozen=True)
 class FixedLayer:
-    """One quantized layer: integer ``weight`` ``(fan_in, fan_out)`` and ``bias`` ``(fan_out,)``
-    (float64 arrays holding integers) at step ``2**-exponent``."""
+    """One quantized layer: integer ``weight`` ``(fan_in, fan_out)`` at step ``2**-exponent``
+    and ``bias`` ``(fan_out,)`` at step ``2**-bias_exponent`` (float64 arrays holding
+    integers).
+
+    Both exponents in [0, 16] keep every accumulator exact: its finest unit is
+    ``2**-max(exponent, bias_exponent - FRACTION_BITS)``, and in that unit the products stay
+    below 2**52 and the bias below 2**47."""
 
     weight: np.ndarray
     bias: np.ndarray
     exponent: int
+    bias_exponent: int
 
     @functools.cached_property
     def scaled_weight(self) -> np.ndarray:
@@ -85,18 +91,22 @@ class FixedLayer:
 
     @functools.cached_property
     def scaled_bias(self) -> np.ndarray:
-        """``bias`` in the accumulator's unit: ``bias × 2**(FRACTION_BITS - exponent)``,
+        """``bias`` in the accumulator's unit: ``bias × 2**(FRACTION_BITS - bias_exponent)``,
         ``(fan_out, 1)``."""
-        return (self.bias * 2.0 ** (FRACTION_BITS - self.exponent))[:, None]
+        return (self.bias * 2.0 ** (FRACTION_BITS - self.bias_exponent))[:, None]
 
 
-def fixed_layers(shape: MLPShape, integers: Params, prefix: str, exponent: int) -> list[FixedLayer]:
-    """The layers of an MLP whose parameters are integers at step ``2**-exponent``."""
+def fixed_layers(
+    shape: MLPShape, integers: Params, prefix: str, exponent_of: Callable[[str], int]
+) -> list[FixedLayer]:
+    """The layers of an MLP whose parameter ``name`` holds integers at step
+    ``2**-exponent_of(name)``."""
     return [
         FixedLayer(
             integers[f"{prefix}w{i}"].numpy().astype(np.float64),
             integers[f"{prefix}b{i}"].numpy().astype(np.float64),
-            exponent,
+            exponent_of(f"{prefix}w{i}"),
+            exponent_of(f"{prefix}b{i}"),
         )
         for i in range(len(shape.widths) - 1)
     ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -13,10 +14,12 @@ from inrstore.models.core.mlp import WEIGHT_LIMIT, fixed_layers
 
 @dataclass(frozen=True)
 class QuantizedModule:
-    """A module's parameters as integers (int64 tensors) at step ``2**-exponent``."""
+    """A module's parameters as integers (int64 tensors) at step ``2**-exponent``, except the
+    tensors named in ``tensor_exponents``, each at its own step (format 4 images)."""
 
     exponent: int
     integers: dict[str, torch.Tensor]
+    tensor_exponents: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def quantize(cls, params: dict[str, torch.Tensor], exponent: int) -> QuantizedModule:
@@ -29,9 +32,20 @@ class QuantizedModule:
         }
         return cls(exponent, integers)
 
+    def requantized(self, name: str, value: torch.Tensor, exponent: int) -> QuantizedModule:
+        """This module with tensor ``name`` replaced by float ``value`` at its own step."""
+        own = QuantizedModule.quantize({name: value}, exponent).integers
+        return QuantizedModule(
+            self.exponent, self.integers | own, {**self.tensor_exponents, name: exponent}
+        )
+
     @classmethod
     def from_flat(
-        cls, shapes: dict[str, tuple[int, ...]], flat: np.ndarray, exponent: int
+        cls,
+        shapes: dict[str, tuple[int, ...]],
+        flat: np.ndarray,
+        exponent: int,
+        tensor_exponents: Mapping[str, int] | None = None,
     ) -> QuantizedModule:
         """Split flat integers (in ``shapes`` order) back into named tensors."""
         integers, offset = {}, 0
@@ -39,17 +53,20 @@ class QuantizedModule:
             count = int(np.prod(shape))
             integers[name] = torch.from_numpy(flat[offset : offset + count].copy()).reshape(shape)
             offset += count
-        return cls(exponent, integers)
+        return cls(exponent, integers, dict(tensor_exponents or {}))
+
+    def exponent_of(self, name: str) -> int:
+        """The step exponent of tensor ``name``."""
+        return self.tensor_exponents.get(name, self.exponent)
 
     def flat(self) -> np.ndarray:
         """All integers, concatenated in insertion order."""
         return np.concatenate([value.reshape(-1).numpy() for value in self.integers.values()])
 
     def dequantized(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-        """Float32 parameters ``integer × 2**-exponent``."""
-        step = 2.0**-self.exponent
+        """Float32 parameters ``integer × 2**-exponent`` (each tensor's own exponent)."""
         return {
-            name: (value.double() * step).float().to(device)
+            name: (value.double() * 2.0 ** -self.exponent_of(name)).float().to(device)
             for name, value in self.integers.items()
         }
 
@@ -60,9 +77,9 @@ def entropy_layers(arch: Architecture, modules: dict[str, QuantizedModule]) -> d
     layers: dict[str, list] = {"aru1": [], "aru2": [], "arm": []}
     if "aru" in modules:
         aru = modules["aru"]
-        layers["aru1"] = fixed_layers(pass1, aru.integers, "aru1.", aru.exponent)
-        layers["aru2"] = fixed_layers(pass2, aru.integers, "aru2.", aru.exponent)
+        layers["aru1"] = fixed_layers(pass1, aru.integers, "aru1.", aru.exponent_of)
+        layers["aru2"] = fixed_layers(pass2, aru.integers, "aru2.", aru.exponent_of)
     if "arm" in modules:
         arm = modules["arm"]
-        layers["arm"] = fixed_layers(arch.arm, arm.integers, "arm.", arm.exponent)
+        layers["arm"] = fixed_layers(arch.arm, arm.integers, "arm.", arm.exponent_of)
     return layers

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from inrstore.models.bitstream.errors import BitstreamError
-from inrstore.models.bitstream.image_format import FORMAT_VERSION, PREFIX, unpack_image
+from inrstore.models.bitstream.image_format import (
+    FORMAT_VERSION,
+    MAX_TENSOR_EXPONENT,
+    PREFIX,
+    tensor_names,
+    unpack_image,
+)
 from inrstore.models.codec import decode_image, read_header
 
 
@@ -69,6 +75,15 @@ def test_forged_headers_with_valid_checksums_are_refused(
         decode_image(_forge(tiny_bitstream, offset, code, value))
 
 
+@pytest.mark.parametrize("packed", [(MAX_TENSOR_EXPONENT + 1) << 11 | 5, 9 << 11])
+def test_forged_tensor_steps_and_scales_are_refused(tiny_bitstream: bytes, packed: int) -> None:
+    first, second = tensor_names(read_header(tiny_bitstream).arch)[:2]
+    with pytest.raises(BitstreamError, match=f"invalid quantization of parameter {first}$"):
+        decode_image(_forge(tiny_bitstream, PREFIX.size, "H", packed))
+    with pytest.raises(BitstreamError, match=f"invalid quantization of parameter {second}$"):
+        decode_image(_forge(tiny_bitstream, PREFIX.size + 2, "H", packed))
+
+
 def test_forged_section_lengths_are_refused(tiny_bitstream: bytes) -> None:
     _, parameters, latents = unpack_image(tiny_bitstream)
     start = len(tiny_bitstream) - 4 - len(latents) - len(parameters)
@@ -82,3 +97,6 @@ def test_header_round_trip(tiny_bitstream: bytes) -> None:
     assert (header.arch.height, header.arch.width, header.arch.channels) == (32, 32, 3)
     assert header.arch.levels == 4 and header.arch.arm_levels == 1
     assert set(header.modules) == {"synthesis", "aru", "arm"}
+    assert list(header.tensors) == tensor_names(header.arch)
+    assert set(header.tensors) == set(header.arch.parameter_shapes())
+    assert all(0 <= coding.exponent <= MAX_TENSOR_EXPONENT for coding in header.tensors.values())

@@ -25,13 +25,16 @@ def _reference(layers: list[FixedLayer], x: np.ndarray) -> np.ndarray:
         weight = layer.weight.astype(np.int64).tolist()
         bias = layer.bias.astype(np.int64).tolist()
         low = 0 if i < len(layers) - 1 else -int(ACTIVATION_LIMIT)
+        # Everything in units of 2**-unit, then one exact floor shift.
+        unit = max(layer.exponent, layer.bias_exponent)
         out = []
         for row in rows:
             values = []
             for j in range(len(bias)):
                 acc = sum(row[k] * weight[k][j] for k in range(len(row)))
-                acc += bias[j] << FRACTION_BITS
-                values.append(min(max(acc >> layer.exponent, low), int(ACTIVATION_LIMIT)))
+                acc <<= unit - layer.exponent
+                acc += bias[j] << (FRACTION_BITS + unit - layer.bias_exponent)
+                values.append(min(max(acc >> unit, low), int(ACTIVATION_LIMIT)))
             out.append(values)
         rows = out
     return np.array(rows, dtype=np.float64)
@@ -48,7 +51,8 @@ def test_fixed_forward_matches_exact_integer_arithmetic(
         FixedLayer(
             rng.integers(-WEIGHT_LIMIT, WEIGHT_LIMIT, (a, b)).astype(np.float64),
             rng.integers(-WEIGHT_LIMIT, WEIGHT_LIMIT, b).astype(np.float64),
-            exponent=int(rng.integers(4, 16)),
+            exponent=int(rng.integers(0, 17)),
+            bias_exponent=int(rng.integers(0, 17)),
         )
         for a, b in itertools.pairwise(widths)
     ]
@@ -70,3 +74,18 @@ def test_exact_product_equals_integer_matrix_product(columns: int) -> None:
     x = rng.integers(-(2**22), 2**22, (16, columns))
     result = exact_product(weight.astype(np.float64), x.astype(np.float64))
     np.testing.assert_array_equal(result, (weight @ x).astype(np.float64))
+
+
+@pytest.mark.parametrize(("exponent", "bias_exponent"), [(0, 16), (16, 0), (16, 16)])
+def test_fixed_forward_is_exact_at_the_bounds_of_weights_inputs_and_exponents(
+    exponent: int, bias_exponent: int
+) -> None:
+    rng = np.random.default_rng(exponent)
+    widths = (64, 64, 2)
+    extremes = np.array([-WEIGHT_LIMIT, WEIGHT_LIMIT - 1], dtype=np.float64)
+    layers = [
+        FixedLayer(rng.choice(extremes, (a, b)), rng.choice(extremes, b), exponent, bias_exponent)
+        for a, b in itertools.pairwise(widths)
+    ]
+    x = rng.choice(np.array([-ACTIVATION_LIMIT, ACTIVATION_LIMIT]), (50, widths[0]))
+    np.testing.assert_array_equal(fixed_forward(layers, x.T), _reference(layers, x).T)

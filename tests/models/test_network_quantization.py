@@ -1,0 +1,56 @@
+"""Each parameter tensor at its own step: the search, and bitstreams that carry it."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from inrstore.models.bitstream.image_format import MAX_TENSOR_EXPONENT
+from inrstore.models.codec import decode_latent_state, write_bitstream
+from inrstore.models.core.architecture import Architecture
+from inrstore.models.core.quantized import QuantizedModule
+from inrstore.models.fit.network_quantization import refine_tensors
+
+from .conftest import random_grids, random_modules
+
+
+def test_refinement_moves_each_tensor_to_its_cheapest_step_and_never_raises_the_cost() -> None:
+    generator = torch.Generator().manual_seed(0)
+    floats = {name: torch.randn(4, 3, generator=generator) for name in ("a", "b", "c", "d")}
+    best = {"a": 5, "b": 8, "c": 11, "d": 0}
+
+    def cost(module: QuantizedModule) -> float:
+        # Separable and convex in each exponent; it also checks that the integers follow.
+        for name, value in floats.items():
+            step = 2.0 ** -module.exponent_of(name)
+            expected = torch.round(value.double() / step).long()
+            assert torch.equal(module.integers[name], expected)
+        return sum((module.exponent_of(name) - best[name]) ** 2 for name in floats)
+
+    start = QuantizedModule.quantize(floats, 8)
+    refined = refine_tensors(start, floats, cost)
+    assert {name: refined.exponent_of(name) for name in floats} == best
+    assert cost(refined) == 0 < cost(start)
+
+
+def test_tensors_at_their_own_steps_survive_the_bitstream_exactly() -> None:
+    arch = Architecture(24, 40, 3, 4, 1)
+    modules = random_modules(arch, seed=3)
+    rng = np.random.default_rng(4)
+    mixed = {}
+    for name, module in modules.items():
+        steps = {k: int(rng.integers(0, MAX_TENSOR_EXPONENT + 1)) for k in module.integers}
+        steps[next(iter(steps))] = MAX_TENSOR_EXPONENT
+        floats = module.dequantized()
+        for tensor, exponent in steps.items():
+            module = module.requantized(tensor, floats[tensor], exponent)
+        mixed[name] = module
+    grids = random_grids(arch, seed=5)
+    header, decoded, decoded_grids = decode_latent_state(write_bitstream(arch, mixed, 20, grids))
+    for name, module in mixed.items():
+        for tensor, integers in module.integers.items():
+            assert torch.equal(decoded[name].integers[tensor], integers)
+            assert decoded[name].exponent_of(tensor) == module.exponent_of(tensor)
+            assert header.tensors[tensor].exponent == module.exponent_of(tensor)
+    for grid, decoded_grid in zip(grids, decoded_grids, strict=True):
+        np.testing.assert_array_equal(decoded_grid, grid)
