@@ -162,11 +162,13 @@ def decode_latent_state(data: bytes) -> tuple[ImageHeader, dict[str, QuantizedMo
         name: torch.from_numpy(flat).reshape(shapes[name])
         for name, flat in zip(names, flats, strict=True)
     }
-    modules = {}
-    for module, module_shapes in arch.modules().items():
-        exponents = {name: codings[name].exponent for name in module_shapes}
-        own = {name: integers[name] for name in module_shapes}
-        modules[module] = QuantizedModule(max(exponents.values()), own, exponents)
+    modules = {
+        module: QuantizedModule.with_tensor_steps(
+            {name: integers[name] for name in module_shapes},
+            {name: codings[name].exponent for name in module_shapes},
+        )
+        for module, module_shapes in arch.modules().items()
+    }
     grids = decode_grids(
         arch, modules, header.prior_index, latent_bytes, header.zero_flags, header.version
     )

@@ -40,12 +40,15 @@ class QuantizedModule:
         )
 
     @classmethod
+    def with_tensor_steps(
+        cls, integers: dict[str, torch.Tensor], exponents: Mapping[str, int]
+    ) -> QuantizedModule:
+        """A module whose every tensor has its own step exponent (``exponents`` by name)."""
+        return cls(max(exponents.values()), integers, dict(exponents))
+
+    @classmethod
     def from_flat(
-        cls,
-        shapes: dict[str, tuple[int, ...]],
-        flat: np.ndarray,
-        exponent: int,
-        tensor_exponents: Mapping[str, int] | None = None,
+        cls, shapes: dict[str, tuple[int, ...]], flat: np.ndarray, exponent: int
     ) -> QuantizedModule:
         """Split flat integers (in ``shapes`` order) back into named tensors."""
         integers, offset = {}, 0
@@ -53,7 +56,7 @@ class QuantizedModule:
             count = int(np.prod(shape))
             integers[name] = torch.from_numpy(flat[offset : offset + count].copy()).reshape(shape)
             offset += count
-        return cls(exponent, integers, dict(tensor_exponents or {}))
+        return cls(exponent, integers)
 
     def exponent_of(self, name: str) -> int:
         """The step exponent of tensor ``name``."""

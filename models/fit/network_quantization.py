@@ -118,8 +118,8 @@ def refine_tensors(
 ) -> QuantizedModule:
     """Give each tensor its own step: :data:`SWEEPS` passes of coordinate descent over the
     exponents in [0, :data:`MAX_TENSOR_EXPONENT`]."""
-    module = QuantizedModule(
-        module.exponent, module.integers, dict.fromkeys(floats, module.exponent)
+    module = QuantizedModule.with_tensor_steps(
+        module.integers, dict.fromkeys(floats, module.exponent)
     )
     best = cost(module)
     for _ in range(SWEEPS):
