@@ -43,9 +43,9 @@ MAX_WIDTH = 64
 MODULE_ORDER = ("synthesis", "aru", "arm")
 MAX_EXPONENT = 24
 TENSOR_CODINGS_VERSION = 4
+"""The first version that quantizes and codes each parameter tensor on its own."""
 LATENT_CODING = {1: 1, 2: 2, 3: 3, 4: 3}
 """The latent coding (:mod:`~inrstore.models.entropy.coding`) of each format version."""
-"""The first version that quantizes and codes each parameter tensor on its own."""
 MAX_TENSOR_EXPONENT = 16
 """Largest step exponent of a tensor (format 4): with weight and bias exponents in
 [0, 16] the fixed-point layers stay exact (:class:`~inrstore.models.core.mlp.FixedLayer`)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +13,10 @@ from inrstore.models.bitstream.errors import BitstreamError
 from inrstore.models.bitstream.image_format import (
     FORMAT_VERSION,
     MAX_TENSOR_EXPONENT,
+    MAX_TENSOR_SCALE_CODE,
     PREFIX,
+    ModuleCoding,
+    pack_image,
     tensor_names,
     unpack_image,
 )
@@ -82,6 +86,21 @@ def test_forged_tensor_steps_and_scales_are_refused(tiny_bitstream: bytes, packe
         decode_image(_forge(tiny_bitstream, PREFIX.size, "H", packed))
     with pytest.raises(BitstreamError, match=f"invalid quantization of parameter {second}$"):
         decode_image(_forge(tiny_bitstream, PREFIX.size + 2, "H", packed))
+
+
+def test_steps_and_scales_the_format_cannot_hold_are_refused_when_writing(
+    tiny_bitstream: bytes,
+) -> None:
+    header, parameters, latents = unpack_image(tiny_bitstream)
+    first = tensor_names(header.arch)[0]
+    for coding, message in [
+        (ModuleCoding(MAX_TENSOR_EXPONENT + 1, 5), f"step exponent 17 of {first} is out of range"),
+        (ModuleCoding(3, MAX_TENSOR_SCALE_CODE + 1), f"scale code 2048 of {first} is out"),
+    ]:
+        forged = replace(header, tensors=header.tensors | {first: coding})
+        with pytest.raises(ValueError, match=message):
+            pack_image(forged, parameters, latents)
+    assert pack_image(header, parameters, latents) == tiny_bitstream
 
 
 def test_forged_section_lengths_are_refused(tiny_bitstream: bytes) -> None:
