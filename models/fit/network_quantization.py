@@ -70,8 +70,9 @@ def quantize_networks(
     chosen: dict[str, QuantizedModule] = {}
     with torch.no_grad():
         dense = upsample_full(grids, arch.height, arch.width)
+        target = to_unit(pixels)
         for name, shapes in arch.modules().items():
-            cost = _module_cost(name, fitted, grids, dense, to_unit(pixels), dict(current))
+            cost = _module_cost(name, fitted, grids, dense, target, dict(current))
             floats = {k: fitted.params[k] for k in shapes}
             module = min(
                 (QuantizedModule.quantize(floats, exponent) for exponent in EXPONENTS), key=cost
