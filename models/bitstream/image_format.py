@@ -1,10 +1,11 @@
-"""The single-image bitstream (format version 4; versions 1 to 3 are still read).
+"""The single-image bitstream (format version 5; versions 1 to 4 are still read).
 
 Layout, big-endian::
 
     magic "INRS" | version u8 | fixed header fields (FIELDS) |
-    quantization: version 4: per parameter tensor of each present module (synthesis, aru,
-        arm, tensors in architecture order): u16 = exponent << 11 | scale code;
+    version 5: the ARM's neighbour count u8 (12 or 24) |
+    quantization: versions 4 and 5: per parameter tensor of each present module
+        (synthesis, aru, arm, tensors in architecture order): u16 = exponent << 11 | scale code;
         versions 1-3: per present module: exponent u8, scale code u16 |
     parameter section length u32 | latent section length u32 |
     parameter section | latent section | CRC-32 of everything before it (u32)
@@ -19,8 +20,9 @@ runs ARU pass 1 at the anchors only (pass 2 reads the anchors' pass-1 outputs). 
 codes its latents as version 3 does and gives every parameter tensor its own quantization
 step and Laplace scale, where earlier versions had one of each per module (a module's
 parameters then decode as tensors that all carry the module's step and scale, which codes
-the same symbols with the same model). Earlier bitstreams decode unchanged; nothing needs
-migrating.
+the same symbols with the same model). Version 5 adds the pixel ARM's neighbourhood
+(:data:`~inrstore.models.core.context.ARM_WINDOWS`); earlier versions all have the
+12-neighbour one. Earlier bitstreams decode unchanged; nothing needs migrating.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ from dataclasses import dataclass, fields
 from inrstore.models.bitstream.errors import BitstreamError
 from inrstore.models.bitstream.fields import Field, Prefix, read, seal, split_sections
 from inrstore.models.core.architecture import MAX_LEVELS, Architecture
+from inrstore.models.core.context import ARM_WINDOWS
 from inrstore.models.entropy.laplace import LOG_SCALE_MAX_INDEX, LOG_SCALE_MIN_INDEX
 
 MAGIC = b"INRS"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 OLDEST_VERSION = 1
 MAX_PIXELS = 100_000_000
 """Largest image (H × W) a bitstream may declare."""
@@ -44,7 +47,10 @@ MODULE_ORDER = ("synthesis", "aru", "arm")
 MAX_EXPONENT = 24
 TENSOR_CODINGS_VERSION = 4
 """The first version that quantizes and codes each parameter tensor on its own."""
-LATENT_CODING = {1: 1, 2: 2, 3: 3, 4: 3}
+ARM_CONTEXT_VERSION = 5
+"""The first version that names the ARM's neighbourhood (earlier ones: 12 neighbours)."""
+LEGACY_ARM_CONTEXT = 12
+LATENT_CODING = {1: 1, 2: 2, 3: 3, 4: 3, 5: 3}
 """The latent coding (:mod:`~inrstore.models.entropy.coding`) of each format version."""
 MAX_TENSOR_EXPONENT = 16
 """Largest step exponent of a tensor (format 4): with weight and bias exponents in
@@ -72,6 +78,7 @@ LATENT_FIELDS = (
 PREFIX = Prefix(
     MAGIC, FORMAT_VERSION, "image", SIZE_FIELDS + NETWORK_FIELDS + LATENT_FIELDS, OLDEST_VERSION
 )
+_ARM_CONTEXT = struct.Struct(">B")
 _MODULE = struct.Struct(">BH")
 _TENSOR = struct.Struct(">H")
 _SECTIONS = struct.Struct(">II")
@@ -109,11 +116,14 @@ def arch_values(arch: Architecture) -> dict[str, int]:
 
 
 def checked_arch(values: dict[str, int]) -> Architecture:
-    """The architecture named by validated header ``values`` (any size is taken from them)."""
+    """The architecture named by validated header ``values`` (any size is taken from them;
+    settings they lack keep :class:`Architecture`'s defaults)."""
     if values["height"] * values["width"] > MAX_PIXELS:
         raise BitstreamError(f"declared size {values['width']}x{values['height']} is too large")
     try:
-        return Architecture(**{f.name: values[f.name] for f in fields(Architecture)})
+        return Architecture(
+            **{f.name: values[f.name] for f in fields(Architecture) if f.name in values}
+        )
     except ValueError as err:
         raise BitstreamError(f"invalid architecture in header ({err})") from None
 
@@ -133,7 +143,7 @@ def pack_image(header: ImageHeader, parameters: bytes, latents: bytes) -> bytes:
         "prior_index": header.prior_index,
         "zero_flags": header.zero_flags,
     }
-    parts = [PREFIX.pack(values)]
+    parts = [PREFIX.pack(values), _ARM_CONTEXT.pack(header.arch.arm_context)]
     for name in tensor_names(header.arch):
         coding = header.tensors[name]
         if not 0 <= coding.exponent <= MAX_TENSOR_EXPONENT:
@@ -149,11 +159,18 @@ def unpack_image(data: bytes) -> tuple[ImageHeader, bytes, bytes]:
     """Parse and validate bytes; raise :class:`BitstreamError` on anything wrong."""
     data = bytes(data)
     values = PREFIX.unpack(data)
+    version = values["version"]
+    offset = PREFIX.size
+    values["arm_context"] = LEGACY_ARM_CONTEXT
+    if version >= ARM_CONTEXT_VERSION:
+        (values["arm_context"],) = read(_ARM_CONTEXT, data, offset, "ARM neighbourhood")
+        if values["arm_context"] not in ARM_WINDOWS:
+            raise BitstreamError(f"unknown ARM neighbourhood {values['arm_context']}")
+        offset += _ARM_CONTEXT.size
     arch = checked_arch(values)
     check_zero_flags(values["zero_flags"], arch)
-    version = values["version"]
     read_codings = _tensor_codings if version >= TENSOR_CODINGS_VERSION else _module_codings
-    tensors, offset = read_codings(data, PREFIX.size, arch)
+    tensors, offset = read_codings(data, offset, arch)
     lengths = read(_SECTIONS, data, offset, "section lengths")
     parameters, latents = split_sections(data, offset + _SECTIONS.size, lengths, "image")
     header = ImageHeader(arch, values["prior_index"], values["zero_flags"], tensors, version)

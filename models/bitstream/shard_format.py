@@ -42,6 +42,7 @@ from inrstore.models.bitstream.fields import (
 )
 from inrstore.models.bitstream.image_format import (
     LATENT_FIELDS,
+    LEGACY_ARM_CONTEXT,
     MAX_EXPONENT,
     NETWORK_FIELDS,
     SIZE_FIELDS,
@@ -125,6 +126,8 @@ def header_tag(header_bytes: bytes) -> int:
 
 
 def pack_header(header: ShardHeader, bases: bytes) -> bytes:
+    if header.template.arm_context != LEGACY_ARM_CONTEXT:
+        raise ValueError(f"shards code the {LEGACY_ARM_CONTEXT}-neighbour ARM only")
     values = {k: v for k, v in arch_values(header.template).items() if k not in ("height", "width")}
     parts = [HEADER_PREFIX.pack(values | {"bases": header.bases})]
     for name in present_modules(header.template):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from inrstore.models.core.context import arm_shape, aru_shapes
+from inrstore.models.core.context import ARM_WINDOWS, ArmWindow, arm_shape, aru_shapes
 from inrstore.models.core.mlp import MLPShape
 from inrstore.models.core.synthesis import SynthesisShape
 
@@ -44,6 +44,9 @@ class Architecture:
     tail_hidden: int = 16
     aru_hidden: int = 16
     arm_hidden: int = 16
+    arm_context: int = 12
+    """Neighbours the pixel ARM reads (a key of :data:`~inrstore.models.core.context.
+    ARM_WINDOWS`)."""
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3, 4):
@@ -52,6 +55,9 @@ class Architecture:
             raise ValueError(f"levels must be in 1..{MAX_LEVELS}, not {self.levels}")
         if not 0 <= self.arm_levels <= self.levels - 1:
             raise ValueError(f"arm_levels must be in 0..{self.levels - 1}, not {self.arm_levels}")
+        if self.arm_context not in ARM_WINDOWS:
+            known = ", ".join(map(str, ARM_WINDOWS))
+            raise ValueError(f"arm_context must be one of {known}, not {self.arm_context}")
 
     @property
     def synthesis(self) -> SynthesisShape:
@@ -64,8 +70,12 @@ class Architecture:
         return aru_shapes(self.aru_hidden)
 
     @property
+    def arm_window(self) -> ArmWindow:
+        return ARM_WINDOWS[self.arm_context]
+
+    @property
     def arm(self) -> MLPShape:
-        return arm_shape(self.arm_hidden)
+        return arm_shape(self.arm_hidden, self.arm_window)
 
     @property
     def aru_levels(self) -> int:
@@ -93,23 +103,38 @@ class Architecture:
 
 
 COMPACT_BELOW_PIXELS = 2**18
-"""Images with fewer pixels (below 512×512) get :data:`COMPACT_WIDTHS`."""
+"""Images with fewer pixels (below 512×512) get :data:`COMPACT_WIDTHS` and, where the preset
+asks for an ARM, :data:`COMPACT_ARM`."""
 
 COMPACT_WIDTHS = {"head_hidden": 16, "tail_hidden": 12, "aru_hidden": 8}
 """Narrower synthesis and ARU for small images, where the networks' bits are a large share of
 the rate (≈0.2 bpp of a 256×256 image at the standard widths, ≈0.14 at these)."""
+
+COMPACT_ARM = {"arm_context": 24, "arm_hidden": 16}
+"""A small image whose preset asks for an ARM codes every grid below the coarsest with it, over
+24 neighbours. Against 12 neighbours on the finest grids and the ARU above them, it lowered the
+latents' rate by about a fifth on the kodim23 crop and costs little time there, where the
+presets reach their plateau well within budget (``bench/HISTORY.md``, "A wider ARM on every
+grid"). On larger images its cost per iteration and per decoded pixel would count against
+the time budgets and the decoder's speed targets, so they keep the MARM split."""
 
 
 def image_architecture(
     height: int, width: int, channels: int, arm_levels: int, zero_levels: int = 0
 ) -> Architecture:
     """The architecture of one image: :func:`levels_for` its size, ``arm_levels`` clipped to
-    the grids below the coarsest, compact widths below :data:`COMPACT_BELOW_PIXELS` pixels.
+    the grids below the coarsest, compact widths and :data:`COMPACT_ARM` below
+    :data:`COMPACT_BELOW_PIXELS` pixels.
 
     When the ``zero_levels`` finest grids (held at zero, not coded) include every ARM grid,
     the image has no ARM at all, so its weights are neither trained nor stored.
     """
     levels = levels_for(height, width)
+    settings = {}
+    if height * width < COMPACT_BELOW_PIXELS:
+        settings = dict(COMPACT_WIDTHS)
+        if arm_levels:
+            arm_levels = levels - 1
+            settings |= COMPACT_ARM
     arm_levels = min(arm_levels, levels - 1) if arm_levels > zero_levels else 0
-    widths = COMPACT_WIDTHS if height * width < COMPACT_BELOW_PIXELS else {}
-    return Architecture(height, width, channels, levels, arm_levels, **widths)
+    return Architecture(height, width, channels, levels, arm_levels, **settings)

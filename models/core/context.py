@@ -34,15 +34,38 @@ ARU_PASS2_INPUTS = 4 + 2 + 1
 ARU_PASS2_NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 """The four neighbours of a non-anchor, all anchors, in feature order (up, down, left, right)."""
 
-ARM_OFFSETS = tuple((dr, dc) for dr in (-2, -1, 0) for dc in range(-2, 3) if dr < 0 or dc < 0)
-"""Causal neighbourhood of the pixel ARM (12 positions in a 5-wide, 3-high window)."""
+ARM_COARSE_INPUTS = 4
+"""The coarse value, coarse (μ, log σ) and the level encoding."""
 
-ARM_MAX_RIGHT = max(dc for dr, dc in ARM_OFFSETS if dr < 0)
-"""Largest look-ahead to the right on earlier rows; wavefront of pixel (r, c) is
-``(ARM_MAX_RIGHT + 1) * r + c``, so every context pixel lies on an earlier wavefront."""
 
-ARM_INPUTS = len(ARM_OFFSETS) + 4
-"""Causal neighbours, the coarse value, coarse (μ, log σ) and the level encoding."""
+@dataclass(frozen=True)
+class ArmWindow:
+    """The pixel ARM's causal neighbourhood: the ``rows`` rows above a pixel and its own row,
+    ``radius`` columns either side, of which the pixels before it (raster order).
+
+    A pixel's wavefront is ``(radius + 1) r + c``: every neighbour lies on an earlier one (the
+    farthest right, ``(r - 1, c + radius)``, on the one just before), so each wavefront is
+    decoded in one vectorized step.
+    """
+
+    rows: int
+    radius: int
+
+    @property
+    def offsets(self) -> tuple[tuple[int, int], ...]:
+        """``(dr, dc)`` of the neighbours, in feature order (row by row, left to right)."""
+        columns = range(-self.radius, self.radius + 1)
+        return tuple((dr, dc) for dr in range(-self.rows, 1) for dc in columns if dr < 0 or dc < 0)
+
+    @property
+    def inputs(self) -> int:
+        """Width of the ARM's input: the neighbours and :data:`ARM_COARSE_INPUTS`."""
+        return len(self.offsets) + ARM_COARSE_INPUTS
+
+
+ARM_WINDOWS = {12: ArmWindow(rows=2, radius=2), 24: ArmWindow(rows=3, radius=3)}
+"""The ARM neighbourhoods by their number of neighbours: 12 (5 wide, 3 high; formats 1-4)
+and 24 (7 wide, 4 high, Cool-chic's count)."""
 
 
 def aru_shapes(hidden: int) -> tuple[MLPShape, MLPShape]:
@@ -53,9 +76,9 @@ def aru_shapes(hidden: int) -> tuple[MLPShape, MLPShape]:
     )
 
 
-def arm_shape(hidden: int) -> MLPShape:
+def arm_shape(hidden: int, window: ArmWindow) -> MLPShape:
     """MLP shape of the pixel ARM (outputs μ and log σ)."""
-    return MLPShape((ARM_INPUTS, hidden, hidden, 2))
+    return MLPShape((window.inputs, hidden, hidden, 2))
 
 
 def upsample_nearest(coarse: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -413,20 +436,21 @@ def _gather_neighbours(board: Checkerboard, planes: torch.Tensor) -> torch.Tenso
     return padded.index_select(1, board.neighbours).reshape(channels, 4, -1)
 
 
-def arm_inputs(grid: torch.Tensor, coarse: CoarseContext) -> torch.Tensor:
-    """ARM features for every pixel, from the whole (known) grid: ``(ARM_INPUTS, h*w)``."""
+def arm_inputs(grid: torch.Tensor, coarse: CoarseContext, window: ArmWindow) -> torch.Tensor:
+    """ARM features for every pixel, from the whole (known) grid: ``(window.inputs, h*w)``."""
     height, width = grid.shape
-    padded = F.pad(grid[None, None], (2, 2, 2, 0))[0, 0]
+    top, side = window.rows, window.radius
+    padded = F.pad(grid[None, None], (side, side, top, 0))[0, 0]
     neighbours = [
-        padded[2 + dr : 2 + dr + height, 2 + dc : 2 + dc + width].reshape(-1)
-        for dr, dc in ARM_OFFSETS
+        padded[top + dr : top + dr + height, side + dc : side + dc + width].reshape(-1)
+        for dr, dc in window.offsets
     ]
     causal = torch.stack(neighbours, dim=0)
     return torch.cat([causal, arm_coarse_inputs(coarse, (height, width))], dim=0)
 
 
 def arm_coarse_inputs(coarse: CoarseContext, shape: tuple[int, int]) -> torch.Tensor:
-    """The non-causal part of the ARM features, ``(4, h*w)``."""
+    """The non-causal part of the ARM features, ``(ARM_COARSE_INPUTS, h*w)``."""
     height, width = shape
     level = coarse.encoding(level_code(coarse.level, coarse.levels))
     return torch.stack(

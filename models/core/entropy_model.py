@@ -38,7 +38,8 @@ def entropy_parameters(
         context = CoarseContext(coarse, *results[-1], level, levels, 1.0)
         shape = (grid.shape[0], grid.shape[1])
         if level < arch.arm_levels:
-            output = mlp_forward(arch.arm, params, "arm.", arm_inputs(grid, context))
+            inputs = arm_inputs(grid, context, arch.arm_window)
+            output = mlp_forward(arch.arm, params, "arm.", inputs)
         else:
             board = checkerboard(*shape, grid.device)
             first = Pass1FirstLayer.build(context, shape, params["aru1.w0"], params["aru1.b0"])

@@ -2,7 +2,8 @@
 
 Order (the decoder's, which the encoder follows symbol for symbol): coarsest grid under its
 fixed prior; each ARU grid in two passes, anchors then non-anchors; each ARM grid one call per
-wavefront (anti-diagonal ``(ARM_MAX_RIGHT + 1) r + c``). A grid of zeros is flagged and not
+wavefront (anti-diagonal ``(radius + 1) r + c`` of its
+:class:`~inrstore.models.core.context.ArmWindow`). A grid of zeros is flagged and not
 coded. All (μ, σ) come from :mod:`inrstore.models.core.mlp`'s exact integer arithmetic.
 
 Three codings, named by the format version that introduced them:
@@ -27,8 +28,7 @@ import torch
 
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.context import (
-    ARM_MAX_RIGHT,
-    ARM_OFFSETS,
+    ArmWindow,
     CoarseContext,
     Pass1FirstLayer,
     arm_coarse_inputs,
@@ -147,10 +147,10 @@ def _aru_level(
     return anchors, _aru_pass2(model, grid, pass1, coarse, coding)
 
 
-def _wavefronts(height: int, width: int) -> Iterator[np.ndarray]:
+def _wavefronts(height: int, width: int, window: ArmWindow) -> Iterator[np.ndarray]:
     """Flat pixel indices of each ARM wavefront, in decoding order."""
     rows, cols = np.divmod(np.arange(height * width), width)
-    wave = (ARM_MAX_RIGHT + 1) * rows + cols
+    wave = (window.radius + 1) * rows + cols
     order = np.argsort(wave, kind="stable")
     bounds = np.flatnonzero(np.diff(wave[order])) + 1
     yield from np.split(order, bounds)
@@ -203,9 +203,10 @@ def write_latents(
                     (board.take(symbols, "others"), pass2),
                 ]
             else:
-                inputs = arm_inputs(_tensor(grid * UNIT), context)
+                window = model.arch.arm_window
+                inputs = arm_inputs(_tensor(grid * UNIT), context, window)
                 output = fixed_forward(model.arm, inputs.numpy())
-                order = np.concatenate(list(_wavefronts(*grid.shape)))
+                order = np.concatenate(list(_wavefronts(*grid.shape, window)))
                 parts = [(symbols[order], output[:, order])]
             mu, log_scale = output[0].reshape(grid.shape), output[1].reshape(grid.shape)
         if not zero_flags >> level & 1:
@@ -285,14 +286,16 @@ def read_latents(
 def _decode_arm(model, decoder, grid: np.ndarray, context: CoarseContext, coded: bool):
     """Decode one ARM grid in place, wavefront by wavefront; return its fixed-point (μ, log σ)."""
     height, width = grid.shape
+    window = model.arch.arm_window
+    top, side = window.rows, window.radius
     coarse_part = arm_coarse_inputs(context, (height, width)).numpy()
-    stride = width + 4
-    padded = np.zeros((height + 2) * stride)
-    offsets = np.array([dr * stride + dc for dr, dc in ARM_OFFSETS])
+    stride = width + 2 * side
+    padded = np.zeros((height + top) * stride)
+    offsets = np.array([dr * stride + dc for dr, dc in window.offsets])
     output = np.zeros((2, height * width))
-    for pixels in _wavefronts(height, width):
+    for pixels in _wavefronts(height, width, window):
         rows, cols = np.divmod(pixels, width)
-        positions = (rows + 2) * stride + cols + 2
+        positions = (rows + top) * stride + cols + side
         context = padded[offsets[:, None] + positions[None, :]]
         inputs = np.concatenate([context, coarse_part[:, pixels]], axis=0)
         result = fixed_forward(model.arm, inputs)
@@ -301,7 +304,7 @@ def _decode_arm(model, decoder, grid: np.ndarray, context: CoarseContext, coded:
             symbols = _read_laplace(decoder, result[0], result[1])
             padded[positions] = symbols * UNIT
     if coded:
-        grid[:] = padded.reshape(height + 2, stride)[2:, 2 : 2 + width] / UNIT
+        grid[:] = padded.reshape(height + top, stride)[top:, side : side + width] / UNIT
     return output
 
 

@@ -13,7 +13,9 @@ class Preset:
     """How hard the encoder works and which entropy model the decoder runs.
 
     ``arm_levels`` is the number of finest grids coded with the pixel ARM (the rest use the
-    ARU); 0 is the all-ARU model, the fastest to decode.
+    ARU); 0 is the all-ARU model, the fastest to decode. On images under 512×512 pixels any
+    ARM codes every grid below the coarsest, over 24 neighbours
+    (:data:`~inrstore.models.core.architecture.COMPACT_ARM`).
     """
 
     name: str

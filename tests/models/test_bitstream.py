@@ -26,7 +26,18 @@ from inrstore.models.codec import decode_image, read_header
 def _section_boundaries(data: bytes) -> list[int]:
     _, parameters, latents = unpack_image(data)
     start = len(data) - 4 - len(latents) - len(parameters)
-    return [0, 4, 5, PREFIX.size, start - 8, start, start + len(parameters), len(data) - 4]
+    header_end = PREFIX.size + 1
+    return [
+        0,
+        4,
+        5,
+        PREFIX.size,
+        header_end,
+        start - 8,
+        start,
+        start + len(parameters),
+        len(data) - 4,
+    ]
 
 
 def test_truncation_anywhere_is_reported(tiny_bitstream: bytes) -> None:
@@ -83,9 +94,15 @@ def test_forged_headers_with_valid_checksums_are_refused(
 def test_forged_tensor_steps_and_scales_are_refused(tiny_bitstream: bytes, packed: int) -> None:
     first, second = tensor_names(read_header(tiny_bitstream).arch)[:2]
     with pytest.raises(BitstreamError, match=f"invalid quantization of parameter {first}$"):
-        decode_image(_forge(tiny_bitstream, PREFIX.size, "H", packed))
+        decode_image(_forge(tiny_bitstream, PREFIX.size + 1, "H", packed))
     with pytest.raises(BitstreamError, match=f"invalid quantization of parameter {second}$"):
-        decode_image(_forge(tiny_bitstream, PREFIX.size + 2, "H", packed))
+        decode_image(_forge(tiny_bitstream, PREFIX.size + 3, "H", packed))
+
+
+@pytest.mark.parametrize("neighbours", [0, 13, 255])
+def test_forged_arm_neighbourhoods_are_refused(tiny_bitstream: bytes, neighbours: int) -> None:
+    with pytest.raises(BitstreamError, match=f"unknown ARM neighbourhood {neighbours}$"):
+        decode_image(_forge(tiny_bitstream, PREFIX.size, "B", neighbours))
 
 
 def test_steps_and_scales_the_format_cannot_hold_are_refused_when_writing(
@@ -114,8 +131,10 @@ def test_forged_section_lengths_are_refused(tiny_bitstream: bytes) -> None:
 def test_header_round_trip(tiny_bitstream: bytes) -> None:
     header = read_header(tiny_bitstream)
     assert (header.arch.height, header.arch.width, header.arch.channels) == (32, 32, 3)
-    assert header.arch.levels == 4 and header.arch.arm_levels == 1
-    assert set(header.modules) == {"synthesis", "aru", "arm"}
+    # A small image: its preset's ARM covers every grid below the coarsest (no ARU).
+    assert header.arch.levels == 4 and header.arch.arm_levels == 3
+    assert header.arch.arm_context == 24
+    assert set(header.modules) == {"synthesis", "arm"}
     assert list(header.tensors) == tensor_names(header.arch)
     assert set(header.tensors) == set(header.arch.parameter_shapes())
     assert all(0 <= coding.exponent <= MAX_TENSOR_EXPONENT for coding in header.tensors.values())

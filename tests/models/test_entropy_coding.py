@@ -24,14 +24,15 @@ from inrstore.models.fit.image_model import ImageModel
 from .conftest import random_grids, random_modules
 
 
-@pytest.mark.parametrize(("height", "width", "levels", "arm_levels"), [
-    (16, 16, 3, 0), (13, 21, 4, 1), (24, 17, 4, 3), (9, 9, 1, 0),
+@pytest.mark.parametrize(("height", "width", "levels", "arm_levels", "arm_context"), [
+    (16, 16, 3, 0, 12), (13, 21, 4, 1, 12), (24, 17, 4, 3, 12), (9, 9, 1, 0, 12),
+    (13, 21, 4, 1, 24), (24, 17, 4, 3, 24),
 ])  # fmt: skip
 @pytest.mark.parametrize("coding", CODINGS)
 def test_latents_round_trip(
-    height: int, width: int, levels: int, arm_levels: int, coding: int
+    height: int, width: int, levels: int, arm_levels: int, arm_context: int, coding: int
 ) -> None:
-    arch = Architecture(height, width, 3, levels, arm_levels)
+    arch = Architecture(height, width, 3, levels, arm_levels, arm_context=arm_context)
     model = fixed_entropy_model(arch, random_modules(arch, seed=levels), prior_index=20)
     grids = random_grids(arch, seed=height)
     payload, zero_flags = encode_latents(model, grids, coding)
@@ -86,12 +87,12 @@ def test_scale_table_is_positive_increasing_and_stable() -> None:
     )
 
 
-@pytest.mark.parametrize("arm_levels", [0, 1])
-def test_training_rate_estimate_matches_the_coded_size(arm_levels: int) -> None:
+@pytest.mark.parametrize(("arm_levels", "arm_context"), [(0, 12), (1, 12), (3, 24)])
+def test_training_rate_estimate_matches_the_coded_size(arm_levels: int, arm_context: int) -> None:
     """The float entropy model that training differentiates (pass 2 at the non-anchors merged
     into pass 1's map) predicts the coder's payload within a few percent: the coder adds its
     (μ, σ) snapping and a little overhead, never much more."""
-    arch = Architecture(24, 40, 3, 4, arm_levels)
+    arch = Architecture(24, 40, 3, 4, arm_levels, arm_context=arm_context)
     generator = torch.Generator().manual_seed(7)
     modules = {
         name: QuantizedModule.quantize(

@@ -17,7 +17,13 @@ from PIL import Image
 
 from inrstore.models import shard_codec
 from inrstore.models.bitstream.errors import BitstreamError
-from inrstore.models.bitstream.shard_format import HEADER_PREFIX, MEMBER_PREFIX, unpack_member
+from inrstore.models.bitstream.shard_format import (
+    HEADER_PREFIX,
+    MEMBER_PREFIX,
+    pack_header,
+    unpack_header,
+    unpack_member,
+)
 from inrstore.models.core.mixture import mix_integers
 from inrstore.models.core.quantized import QuantizedModule
 from inrstore.models.metrics import psnr
@@ -113,6 +119,14 @@ def test_forged_header_fields_with_valid_checksums_are_refused(shard) -> None:
         read_shard_header(_reseal(shard.header, bases_offset, ">H", 0))
     with pytest.raises(BitstreamError, match="unsupported shard header format version"):
         read_shard_header(_reseal(shard.header, 4, ">B", 9))
+
+
+def test_shards_refuse_to_write_an_arm_their_format_cannot_name(shard) -> None:
+    header, bases = unpack_header(shard.header)
+    assert pack_header(header, bases) == shard.header
+    wide = replace(header, template=replace(header.template, arm_context=24))
+    with pytest.raises(ValueError, match="shards code the 12-neighbour ARM only"):
+        pack_header(wide, bases)
 
 
 def test_mixed_channel_counts_are_refused(images) -> None:
