@@ -45,9 +45,9 @@ TARGETS = (
     Target(512, 768, 1, 0, 800),
 )
 """``fast`` on crops drops the finest grid; on whole images both ``fast`` and ``default``
-usually keep it. ``default`` and ``best`` on crops (an ARM with 24 neighbours on every grid,
-:data:`~inrstore.models.core.architecture.COMPACT_ARM`) start from random weights: a warm
-synthesis measured −0.9% in D + λR there, inside the spread of single runs."""
+usually keep it. No set holds the ARM of ``default`` and ``best`` on crops and of ``best``
+everywhere (24 neighbours on every grid, :data:`~inrstore.models.core.architecture.WIDE_ARM`):
+it starts from random weights and their synthesis from the set of its widths."""
 
 QUALITIES = (25.0, 50.0, 75.0)
 

@@ -88,7 +88,9 @@ def encode_image(
     lam = quality_to_lambda(quality)
     height, width, channels = pixels.shape
     zero_levels = zero_levels_for(chosen, pixels, lam, levels_for(height, width))
-    arch = image_architecture(height, width, channels, chosen.arm_levels, zero_levels)
+    arch = image_architecture(
+        height, width, channels, chosen.arm_levels, zero_levels, chosen.wide_arm
+    )
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but no CUDA device is available")
     if time_limit is None:

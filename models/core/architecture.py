@@ -104,37 +104,45 @@ class Architecture:
 
 COMPACT_BELOW_PIXELS = 2**18
 """Images with fewer pixels (below 512×512) get :data:`COMPACT_WIDTHS` and, where the preset
-asks for an ARM, :data:`COMPACT_ARM`."""
+asks for an ARM, :data:`WIDE_ARM`."""
 
 COMPACT_WIDTHS = {"head_hidden": 16, "tail_hidden": 12, "aru_hidden": 8}
 """Narrower synthesis and ARU for small images, where the networks' bits are a large share of
 the rate (≈0.2 bpp of a 256×256 image at the standard widths, ≈0.14 at these)."""
 
-COMPACT_ARM = {"arm_context": 24, "arm_hidden": 16}
-"""A small image whose preset asks for an ARM codes every grid below the coarsest with it, over
-24 neighbours. Against 12 neighbours on the finest grids and the ARU above them, it lowered the
-latents' rate by about a fifth on the kodim23 crop and costs little time there, where the
-presets reach their plateau well within budget (``bench/HISTORY.md``, "A wider ARM on every
-grid"). On larger images its cost per iteration and per decoded pixel would count against
-the time budgets and the decoder's speed targets, so they keep the MARM split."""
+WIDE_ARM = {"arm_context": 24, "arm_hidden": 16}
+"""The ARM that codes every grid below the coarsest, over 24 neighbours, in place of the
+MARM split (ARU above, 12-neighbour ARM on the finest grids). On the kodim23 crop it lowered
+the latents' rate by about a fifth, and D + λR of ``default`` and ``best`` by 3–5%; on the
+whole kodim23 (``best``, quality 50) D + λR by 5% (``bench/HISTORY.md``, "A wider ARM on
+every grid")."""
 
 
 def image_architecture(
-    height: int, width: int, channels: int, arm_levels: int, zero_levels: int = 0
+    height: int,
+    width: int,
+    channels: int,
+    arm_levels: int,
+    zero_levels: int = 0,
+    wide_arm: bool = False,
 ) -> Architecture:
     """The architecture of one image: :func:`levels_for` its size, ``arm_levels`` clipped to
-    the grids below the coarsest, compact widths and :data:`COMPACT_ARM` below
-    :data:`COMPACT_BELOW_PIXELS` pixels.
+    the grids below the coarsest, compact widths below :data:`COMPACT_BELOW_PIXELS` pixels.
+
+    With ``wide_arm``, and below :data:`COMPACT_BELOW_PIXELS` pixels whenever ``arm_levels``
+    asks for an ARM, :data:`WIDE_ARM` codes every grid below the coarsest: small images reach
+    their presets' plateau well within budget, so its cost per iteration does not count
+    there; on larger ones it costs iterations and decode time, which ``default``'s budgets
+    and decoder targets do not have.
 
     When the ``zero_levels`` finest grids (held at zero, not coded) include every ARM grid,
     the image has no ARM at all, so its weights are neither trained nor stored.
     """
     levels = levels_for(height, width)
-    settings = {}
-    if height * width < COMPACT_BELOW_PIXELS:
-        settings = dict(COMPACT_WIDTHS)
-        if arm_levels:
-            arm_levels = levels - 1
-            settings |= COMPACT_ARM
+    compact = height * width < COMPACT_BELOW_PIXELS
+    settings = dict(COMPACT_WIDTHS) if compact else {}
+    if wide_arm or (compact and arm_levels):
+        arm_levels = levels - 1
+        settings |= WIDE_ARM
     arm_levels = min(arm_levels, levels - 1) if arm_levels > zero_levels else 0
     return Architecture(height, width, channels, levels, arm_levels, **settings)

@@ -15,12 +15,16 @@ class Preset:
     ``arm_levels`` is the number of finest grids coded with the pixel ARM (the rest use the
     ARU); 0 is the all-ARU model, the fastest to decode. On images under 512×512 pixels any
     ARM codes every grid below the coarsest, over 24 neighbours
-    (:data:`~inrstore.models.core.architecture.COMPACT_ARM`).
+    (:data:`~inrstore.models.core.architecture.WIDE_ARM`).
     """
 
     name: str
     iterations: int
     arm_levels: int
+    wide_arm: bool = False
+    """Code every grid below the coarsest with the 24-neighbour ARM
+    (:data:`~inrstore.models.core.architecture.WIDE_ARM`) on images of any size. Single images
+    only: shards keep ``arm_levels`` grids of the 12-neighbour ARM."""
     zero_levels: int = 0
     """Finest grids held at zero: not trained, flagged in the bitstream and not coded. Each
     iteration skips their entropy model and gradients (1.75× faster on a Kodak image)."""
@@ -122,20 +126,22 @@ PRESETS: dict[str, Preset] = {
         "best",
         iterations=10000,
         arm_levels=2,
+        wide_arm=True,
         crop_seconds=300.0,
         finest_grid_bpp=1.5,
         learning_rate_floor=1e-3,
         final_learning_rate=1e-4,
     ),
 }
-"""Every preset stops at its time budget or its iteration cap, whichever comes first.
-``best`` (two ARM grids) gets 300 s on a 256×256 image, under the 337 s Cool-chic 5 takes
-for that crop, and drops the finest grid where the λ test says it does not pay (below), like
-the other presets. Both came in together; against its earlier 10 000 iterations with the
-finest grid always kept (488–538 s), on the kodim23 crop in ``inrstore bench`` on machines of
-the same speed, D + λR (bitstream) went 2.577e-3 → 2.512e-3, 8.825e-4 → 8.425e-4 and 3.005e-4
-→ 2.961e-4 at qualities 25 / 50 / 75 (−2.5%, −4.5%, −1.5%) in 267, 248 and 300 s: at 25 and
-50 the finest grid was dropped, and the cap came before the budget.
+"""Every preset stops at its time budget or its iteration cap, whichever comes first. ``best``
+(the 24-neighbour ARM on every grid below the coarsest) gets 300 s on a 256×256 image, under
+the 337 s Cool-chic 5 takes for that crop, and drops the finest grid where the λ test says it
+does not pay (below), like the other presets. Both came in together, when it had two ARM grids;
+against its earlier 10 000 iterations with the finest grid always kept (488–538 s), on the
+kodim23 crop in ``inrstore bench`` on machines of the same speed, D + λR (bitstream) went
+2.577e-3 → 2.512e-3, 8.825e-4 → 8.425e-4 and 3.005e-4 → 2.961e-4 at qualities 25 / 50 / 75
+(−2.5%, −4.5%, −1.5%) in 267, 248 and 300 s: at 25 and 50 the finest grid was dropped, and the
+cap came before the budget.
 
 ``default`` and ``best`` let every learning rate fall to 1e-3 at the end of the soft phase and
 hold 1e-4 in the hard phase: with the floor at 1e-2, longer training ended worse (kodim23 crop,

@@ -48,25 +48,29 @@ def stored_sets(path: Path = WEIGHTS_PATH) -> tuple[dict[str, np.ndarray], ...]:
 def warm_start_parameters(
     arch: Architecture, zero_levels: int, lam: float, path: Path = WEIGHTS_PATH
 ) -> dict[str, torch.Tensor]:
-    """Stored weights for every parameter of ``arch``, or ``{}`` when no stored set has
-    exactly its parameter names and shapes. Among matching sets, those trained with the same
-    ``zero_levels`` win; among them, the one whose λ is closest to ``lam`` on a log scale
-    (then the first)."""
+    """Stored weights for each module of ``arch`` (synthesis, ARU, ARM) that a stored set
+    holds with exactly its parameter names and shapes; modules no set holds are left out
+    (they start from the random draw). Sets are ranked once: those holding the whole
+    architecture first, then those trained with the same ``zero_levels``, then by how close
+    their λ is to ``lam`` on a log scale (then file order); each module comes from the first
+    set in that order that holds it."""
     shapes = arch.parameter_shapes()
-    matching = [
-        weights
-        for weights in stored_sets(path)
-        if set(weights) - SETTING_KEYS == set(shapes)
-        and all(weights[name].shape == shape for name, shape in shapes.items())
-    ]
-    if not matching:
-        return {}
-    same_levels = [w for w in matching if int(w[ZERO_LEVELS_KEY]) == zero_levels]
-    chosen = min(
-        same_levels or matching,
-        key=lambda weights: abs(math.log(float(weights[LAMBDA_KEY]) / lam)),
-    )
-    return {name: torch.from_numpy(chosen[name].astype(np.float32)) for name in shapes}
+
+    def holds(weights: dict[str, np.ndarray], names: dict[str, tuple[int, ...]]) -> bool:
+        return all(name in weights and weights[name].shape == s for name, s in names.items())
+
+    def rank(weights: dict[str, np.ndarray]) -> tuple[bool, bool, float]:
+        whole = set(weights) - SETTING_KEYS == set(shapes) and holds(weights, shapes)
+        same_levels = int(weights[ZERO_LEVELS_KEY]) == zero_levels
+        return (not whole, not same_levels, abs(math.log(float(weights[LAMBDA_KEY]) / lam)))
+
+    ranked = sorted(stored_sets(path), key=rank)
+    chosen: dict[str, torch.Tensor] = {}
+    for module in arch.modules().values():
+        source = next((weights for weights in ranked if holds(weights, module)), None)
+        if source is not None:
+            chosen |= {name: torch.from_numpy(source[name].astype(np.float32)) for name in module}
+    return chosen
 
 
 def save_sets(sets: list[tuple[dict[str, torch.Tensor], int, float]], path: Path) -> None:

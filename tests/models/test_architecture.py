@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inrstore.models.core.architecture import (
-    COMPACT_ARM,
+    WIDE_ARM,
     Architecture,
     image_architecture,
 )
@@ -15,8 +15,14 @@ from inrstore.models.core.context import ARM_WINDOWS
 def test_small_images_with_an_arm_code_every_grid_below_the_coarsest_with_it() -> None:
     arch = image_architecture(256, 256, 3, arm_levels=1, zero_levels=1)
     assert arch.levels == 7 and arch.arm_levels == 6 and arch.aru_levels == 0
-    assert (arch.arm_context, arch.arm_hidden) == (24, COMPACT_ARM["arm_hidden"])
+    assert (arch.arm_context, arch.arm_hidden) == (24, WIDE_ARM["arm_hidden"])
     assert "aru" not in arch.modules() and arch.arm.widths[0] == 24 + 4
+
+
+def test_large_images_get_the_wide_arm_only_when_asked() -> None:
+    wide = image_architecture(512, 768, 3, arm_levels=2, wide_arm=True)
+    assert (wide.arm_levels, wide.aru_levels, wide.arm_context) == (6, 0, 24)
+    assert wide.head_hidden == 24  # full widths: only the ARM changes
 
 
 def test_small_all_aru_images_and_large_images_keep_the_marm_split() -> None:

@@ -50,14 +50,18 @@ def test_shipped_sets_cover_the_presets_architectures(
     assert not torch.equal(weights["syn.head.w0"], high_rate["syn.head.w0"])
 
 
-def test_architectures_without_a_set_get_none() -> None:
+def test_modules_without_a_matching_set_start_from_the_random_draw() -> None:
     small = image_architecture(32, 32, 3, 0)
     grey = image_architecture(256, 256, 1, 0, 1)
-    # Small images with an ARM (24 neighbours on every grid) start from random weights.
-    small_with_arm = image_architecture(256, 256, 3, 1, 1)
-    assert warm_start_parameters(small, 0, 1e-3) == {}
-    assert warm_start_parameters(grey, 1, 1e-3) == {}
-    assert warm_start_parameters(small_with_arm, 1, 1e-3) == {}
+    for arch, zero_levels in [(small, 0), (grey, 1)]:
+        weights = warm_start_parameters(arch, zero_levels, 1e-3)
+        assert not any(name.startswith("syn.") for name in weights)
+    # The wide ARM of `best` has no stored set; the synthesis comes from the whole-image sets.
+    wide = image_architecture(512, 768, 3, 2, wide_arm=True)
+    weights = warm_start_parameters(wide, 0, 1e-3)
+    assert set(weights) == set(wide.modules()["synthesis"])
+    plain = warm_start_parameters(image_architecture(512, 768, 3, 0), 0, 1e-3)
+    assert all(torch.equal(weights[name], plain[name]) for name in weights)
 
 
 def _random_set(arch, seed: int) -> dict[str, torch.Tensor]:
