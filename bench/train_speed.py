@@ -1,9 +1,11 @@
 """Training speed of the single-image encoder: iterations per second by image size.
 
 Usage: ``python -m inrstore.bench.train_speed IMAGE --out FILE.json [--threads 2]``. Trains
-the all-ARU model, the one-ARM-grid model and the all-ARU model without its finest grid on the
-256×256 centre crop of IMAGE and on the whole image for a fixed number of iterations (no time
-limit) and reports iterations per second (the first ``warmup`` iterations are not counted).
+the all-ARU model, the model a preset with one ARM grid gets (on the crop: the 24-neighbour ARM
+on every grid below the coarsest) and the all-ARU model without its finest grid on the 256×256
+centre crop of IMAGE and on the whole image for a fixed number of iterations (no time limit)
+and reports iterations per second (the first ``warmup`` iterations are not counted). Each
+result is labelled with the architecture's own ARM grid count and neighbourhood.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 
 from inrstore.bench.run import center_crop, write_report
 from inrstore.datasets import load_image
-from inrstore.models.core.architecture import image_architecture
+from inrstore.models.core.architecture import Architecture, image_architecture
 from inrstore.models.fit.presets import Preset, quality_to_lambda
 from inrstore.models.fit.train import TrainingStatus, fit_image
 
@@ -25,17 +27,16 @@ CROP = 256
 
 
 def iterations_per_second(
-    pixels: np.ndarray, arm_levels: int, zero_levels: int, iterations: int, warmup: int
+    pixels: np.ndarray, arch: Architecture, zero_levels: int, iterations: int, warmup: int
 ) -> float:
-    """Iterations per second after ``warmup`` iterations, for one architecture, with the
+    """Iterations per second after ``warmup`` iterations, for ``arch``, with the
     ``zero_levels`` finest grids held at zero."""
-    arch = image_architecture(*pixels.shape, arm_levels, zero_levels)
     stamps: dict[int, float] = {}
 
     def record(status: TrainingStatus) -> None:
         stamps[status.iteration] = time.perf_counter()
 
-    preset = Preset("speed", iterations + warmup, arm_levels)
+    preset = Preset("speed", iterations + warmup, arch.arm_levels)
     fit_image(
         pixels,
         arch,
@@ -61,10 +62,12 @@ def main() -> None:
     results = {}
     for label, image in (("crop 256x256", center_crop(pixels, CROP)), ("full", pixels)):
         for arm_levels, zero_levels in ((0, 0), (1, 0), (0, 1)):
-            key = f"{label} {image.shape[1]}x{image.shape[0]}, arm_levels={arm_levels}"
+            arch = image_architecture(*image.shape, arm_levels, zero_levels)
+            key = f"{label} {image.shape[1]}x{image.shape[0]}, arm_levels={arch.arm_levels}"
+            key += f" ({arch.arm_context} neighbours)" if arch.arm_levels else ""
             key += ", finest grid dropped" if zero_levels else ""
             results[key] = iterations_per_second(
-                image, arm_levels, zero_levels, args.iterations, args.warmup
+                image, arch, zero_levels, args.iterations, args.warmup
             )
             print(f"{key:45s} {results[key]:6.2f} it/s", flush=True)
     report = {

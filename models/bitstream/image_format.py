@@ -116,14 +116,11 @@ def arch_values(arch: Architecture) -> dict[str, int]:
 
 
 def checked_arch(values: dict[str, int]) -> Architecture:
-    """The architecture named by validated header ``values`` (any size is taken from them;
-    settings they lack keep :class:`Architecture`'s defaults)."""
+    """The architecture named by validated header ``values`` (any size is taken from them)."""
     if values["height"] * values["width"] > MAX_PIXELS:
         raise BitstreamError(f"declared size {values['width']}x{values['height']} is too large")
     try:
-        return Architecture(
-            **{f.name: values[f.name] for f in fields(Architecture) if f.name in values}
-        )
+        return Architecture(**{f.name: values[f.name] for f in fields(Architecture)})
     except ValueError as err:
         raise BitstreamError(f"invalid architecture in header ({err})") from None
 

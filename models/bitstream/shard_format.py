@@ -144,7 +144,7 @@ def unpack_header(data: bytes) -> tuple[ShardHeader, bytes]:
     """Parse and validate a shard header; returns it and its basis section."""
     data = bytes(data)
     values = HEADER_PREFIX.unpack(data)
-    template = checked_arch(values | {"height": 1, "width": 1})
+    template = checked_arch(values | {"height": 1, "width": 1, "arm_context": LEGACY_ARM_CONTEXT})
     if sum(basis_counts(template, values["bases"])) > MAX_BASIS_INTEGERS:
         raise BitstreamError(
             f"shard header declares too many basis weights ({values['bases']} bases)"

@@ -56,8 +56,10 @@ def warm_start_parameters(
     set in that order that holds it."""
     shapes = arch.parameter_shapes()
 
-    def holds(weights: dict[str, np.ndarray], names: dict[str, tuple[int, ...]]) -> bool:
-        return all(name in weights and weights[name].shape == s for name, s in names.items())
+    def holds(weights: dict[str, np.ndarray], wanted: dict[str, tuple[int, ...]]) -> bool:
+        return all(
+            name in weights and weights[name].shape == shape for name, shape in wanted.items()
+        )
 
     def rank(weights: dict[str, np.ndarray]) -> tuple[bool, bool, float]:
         whole = set(weights) - SETTING_KEYS == set(shapes) and holds(weights, shapes)
