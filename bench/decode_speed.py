@@ -57,6 +57,14 @@ def measure(pixels: np.ndarray, repeats: int, iterations: int) -> dict:
             "inrstore all-ARU, no finest grid",
         ),
         (Preset("speed", iterations, arm_levels=1), "inrstore default (1 ARM grid)"),
+        (
+            Preset("speed", iterations, arm_levels=1, wide_arm=True),
+            "inrstore best (24-neighbour ARM on every grid)",
+        ),
+        (
+            Preset("speed", iterations, arm_levels=1, wide_arm=True, zero_levels=1),
+            "inrstore best, no finest grid",
+        ),
     )
     for preset, label in variants:
         data = encode_image(pixels, preset, quality=50)

@@ -51,13 +51,13 @@ class ArmWindow:
     rows: int
     radius: int
 
-    @property
+    @functools.cached_property
     def offsets(self) -> tuple[tuple[int, int], ...]:
         """``(dr, dc)`` of the neighbours, in feature order (row by row, left to right)."""
         columns = range(-self.radius, self.radius + 1)
         return tuple((dr, dc) for dr in range(-self.rows, 1) for dc in columns if dr < 0 or dc < 0)
 
-    @property
+    @functools.cached_property
     def inputs(self) -> int:
         """Width of the ARM's input: the neighbours and :data:`ARM_COARSE_INPUTS`."""
         return len(self.offsets) + ARM_COARSE_INPUTS
