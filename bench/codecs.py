@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -59,6 +59,8 @@ class InrstoreCodec:
 
     preset: str
     qualities: Sequence[float] = (25.0, 50.0, 75.0)
+    device: str = "cpu"
+    """Where the encoder trains (``cpu`` or ``cuda``); decoding is always on the CPU."""
 
     @property
     def name(self) -> str:
@@ -66,12 +68,15 @@ class InrstoreCodec:
 
     @property
     def description(self) -> str:
-        return f"inrstore, preset {self.preset} (CPU), whole bitstream incl. network weights"
+        return (
+            f"inrstore, preset {self.preset} (encoded on {self.device}, decoded on the CPU), "
+            "whole bitstream incl. network weights"
+        )
 
     def encode(self, pixels: np.ndarray, quality: float) -> bytes:
         from inrstore.models.codec import encode_image
 
-        return encode_image(pixels, self.preset, quality)
+        return encode_image(pixels, self.preset, quality, device=self.device)
 
     def decode(self, data: bytes) -> np.ndarray:
         from inrstore.models.codec import decode_image
@@ -149,8 +154,9 @@ _CODECS: dict[str, Codec] = {
 CODEC_NAMES = tuple(_CODECS)
 
 
-def get_codec(name: str) -> Codec:
-    """The codec registered as ``name``, its plugin loaded.
+def get_codec(name: str, device: str = "cpu") -> Codec:
+    """The codec registered as ``name``, its plugin loaded; inrstore's codecs encode on
+    ``device`` (the others run on the CPU).
 
     Raises ``KeyError`` naming the known codecs, or :class:`MissingCodecError`.
     """
@@ -161,4 +167,6 @@ def get_codec(name: str) -> Codec:
     register_plugin = getattr(codec, "register_plugin", None)
     if register_plugin is not None:
         register_plugin()
+    if isinstance(codec, InrstoreCodec):
+        return replace(codec, device=device)
     return codec

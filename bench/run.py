@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from inrstore.bench.codecs import Codec
 from inrstore.datasets import ImageBatch, scan_images
@@ -120,17 +125,30 @@ def sweep(
     qualities: Sequence[float] | None = None,
     on_point: Callable[[ImagePoint], None] | None = None,
     byte_counter: Callable[[bytes], int] = len,
+    jobs: int = 1,
 ) -> CodecResult:
     """Encode and decode every image at every quality; sizes are ``byte_counter`` of the
-    encoded bytes (default: all of them)."""
+    encoded bytes (default: all of them).
+
+    ``jobs`` > 1 runs the encodes in that many spawned worker processes (``codec`` must then
+    be picklable), each with an equal share of the CPU's threads; decoding and the metrics
+    stay in this process. Points are reported in the same order either way.
+    """
     result = CodecResult(codec.name, codec.description)
-    for quality in qualities if qualities is not None else codec.qualities:
-        for image in images:
+    tasks = [
+        (image, quality)
+        for quality in (qualities if qualities is not None else codec.qualities)
+        for image in images
+    ]
+    with _encoder_pool(jobs) as pool:
+        pixels = [image.pixels for image, _ in tasks]
+        levels = [quality for _, quality in tasks]
+        run = map if pool is None else pool.map
+        encodes = run(timed_encode, [codec] * len(tasks), pixels, levels)
+        for (image, quality), (data, encoding_time) in zip(tasks, encodes, strict=True):
             start = time.perf_counter()
-            data = codec.encode(image.pixels, quality)
-            encoded = time.perf_counter()
             decoded = codec.decode(data)
-            finished = time.perf_counter()
+            decoding_time = time.perf_counter() - start
             height, width = image.pixels.shape[:2]
             size = byte_counter(data)
             point = ImagePoint(
@@ -140,13 +158,33 @@ def sweep(
                 bpp=bpp(size, height, width),
                 psnr=psnr(image.pixels, decoded),
                 ms_ssim=ms_ssim(image.pixels, decoded),
-                encoding_time=encoded - start,
-                decoding_time=finished - encoded,
+                encoding_time=encoding_time,
+                decoding_time=decoding_time,
             )
             result.points.append(point)
             if on_point is not None:
                 on_point(point)
     return result
+
+
+def timed_encode(codec: Codec, pixels: np.ndarray, quality: float) -> tuple[bytes, float]:
+    """``codec``'s bytes for ``pixels`` at ``quality`` and the seconds the encode took."""
+    start = time.perf_counter()
+    data = codec.encode(pixels, quality)
+    return data, time.perf_counter() - start
+
+
+@contextmanager
+def _encoder_pool(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
+    if jobs <= 1:
+        yield None
+        return
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=torch.set_num_threads, initargs=(threads,)
+    ) as pool:
+        yield pool
 
 
 def write_json(result: CodecResult, out_dir: str | Path) -> Path:

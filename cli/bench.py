@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from inrstore.bench.codecs import CODEC_NAMES, MissingCodecError, get_codec
+from inrstore.bench.codecs import CODEC_NAMES, InrstoreCodec, MissingCodecError, get_codec
 from inrstore.bench.report import write_comparison
 from inrstore.bench.run import load_bench_images, sweep, write_json
-from inrstore.cli.console import console, fail, problems_table, progress_bar
+from inrstore.cli.console import check_device, console, fail, problems_table, progress_bar
 
 
 def bench(
@@ -31,6 +31,12 @@ def bench(
     qualities: Annotated[
         str | None, typer.Option(help="Comma-separated qualities replacing each codec's sweep.")
     ] = None,
+    device: Annotated[
+        str, typer.Option(help="Where inrstore's codecs encode: cpu or cuda (decoding: CPU).")
+    ] = "cpu",
+    jobs: Annotated[
+        int, typer.Option(min=1, help="inrstore encodes run at once, in worker processes.")
+    ] = 1,
 ) -> None:
     """Sweep each codec's quality over FOLDER; write JSON per codec, a plot and BD-rates.
 
@@ -40,8 +46,9 @@ def bench(
     names = [name.strip() for name in codecs.split(",") if name.strip()]
     if anchor not in names:
         raise fail(f"--anchor {anchor!r} must be one of the benchmarked codecs ({codecs})", 2)
+    check_device(device)
     try:
-        chosen = [get_codec(name) for name in names]
+        chosen = [get_codec(name, device) for name in names]
     except (KeyError, MissingCodecError) as err:
         raise fail(str(err).strip("'\""), 2) from None
     if not folder.is_dir():
@@ -69,7 +76,13 @@ def bench(
                 status = f"q={point.quality:g} {point.bpp:.3f} bpp {point.psnr:.2f} dB"
                 progress.update(task, advance=1, status=status)
 
-            result = sweep(codec, images, qualities=chosen_qualities, on_point=advance)
+            result = sweep(
+                codec,
+                images,
+                qualities=chosen_qualities,
+                on_point=advance,
+                jobs=jobs if isinstance(codec, InrstoreCodec) else 1,
+            )
             write_json(result, out)
             curves[codec.name] = result.curve()
 

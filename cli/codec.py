@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from inrstore.cli.console import console, fail, parse_crop, progress_bar
+from inrstore.cli.console import check_device, console, fail, parse_crop, progress_bar
 from inrstore.datasets import ImageError, load_image
 from inrstore.datasets.load import to_pil_image
 from inrstore.models.bitstream.errors import BitstreamError
@@ -31,8 +31,7 @@ def encode(
     """Compress one image into an inrstore bitstream, showing the training progress."""
     if preset not in PRESETS:
         raise fail(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}", 2)
-    if device not in ("cpu", "cuda"):
-        raise fail(f"unknown device {device!r}; use cpu or cuda", 2)
+    check_device(device)
     try:
         image = load_image(source)
     except ImageError as err:

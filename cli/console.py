@@ -28,6 +28,18 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def check_device(device: str) -> None:
+    """The ``--device`` option: ``cpu``, or ``cuda`` where a CUDA device is present; anything
+    else exits with status 2."""
+    if device not in ("cpu", "cuda"):
+        raise fail(f"unknown device {device!r}; use cpu or cuda", 2)
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise fail("device 'cuda' was asked for but no CUDA device is available", 2)
+
+
 def parse_crop(text: str | None) -> Crop | None:
     """The ``--crop x,y,w,h`` option; a malformed value exits with status 2."""
     if not text:

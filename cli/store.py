@@ -14,7 +14,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from inrstore.cli.console import console, errors, fail, parse_crop, problems_table, progress_bar
+from inrstore.cli.console import (
+    check_device,
+    console,
+    errors,
+    fail,
+    parse_crop,
+    problems_table,
+    progress_bar,
+)
 from inrstore.datasets.load import to_pil_image
 from inrstore.models.bitstream.errors import BitstreamError
 from inrstore.models.fit.presets import DEFAULT_QUALITY, PRESETS
@@ -67,6 +75,7 @@ def add(
     """Encode new images into the store, one atomic shard at a time; skip duplicates."""
     if preset not in PRESETS:
         raise fail(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}", 2)
+    check_device(device)
     try:
         labels = read_labels(label_csv) if label_csv else None
     except OSError as err:

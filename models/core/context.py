@@ -87,10 +87,12 @@ def upsample_nearest(coarse: torch.Tensor, height: int, width: int) -> torch.Ten
     return fine[:height, :width].reshape(-1)
 
 
-def position_code(size: int, count: int) -> torch.Tensor:
+def position_code(size: int, count: int, device: torch.device) -> torch.Tensor:
     """Integer encodings ``floor(256 a / size) - 128`` of the indices ``a = 0 … count - 1``
-    of an axis of ``size`` cells, ``(count,)`` (int64)."""
-    codes = torch.div(torch.arange(count) * ENCODING_ONE, size, rounding_mode="floor")
+    of an axis of ``size`` cells, ``(count,)`` (int64, on ``device``)."""
+    codes = torch.div(
+        torch.arange(count, device=device) * ENCODING_ONE, size, rounding_mode="floor"
+    )
     return codes - ENCODING_ONE // 2
 
 
@@ -168,8 +170,8 @@ class Pass1FirstLayer:
         per_cell = (weight[:11].T @ cells).reshape(hidden, coarse_height, coarse_width)
         dtype = weight.dtype
         # Codes of the rows 0 … 2·hc − 1 (the last one past an odd height is cropped later).
-        rows = position_code(height, 2 * coarse_height) * coarse.encoding(1)
-        cols = position_code(width, 2 * coarse_width) * coarse.encoding(1)
+        rows = position_code(height, 2 * coarse_height, weight.device) * coarse.encoding(1)
+        cols = position_code(width, 2 * coarse_width, weight.device) * coarse.encoding(1)
         level = coarse.encoding(level_code(coarse.level, coarse.levels))
         row_term = weight[11][:, None] * rows.to(dtype)[None, :]
         col_term = (
@@ -327,8 +329,10 @@ def half_views(values, width: int, half: Half):
 def checkerboard(
     height: int, width: int, device: torch.device = torch.device("cpu")
 ) -> Checkerboard:
-    """The :class:`Checkerboard` of a ``height × width`` grid, on ``device``."""
-    parity = (torch.arange(height)[:, None] + torch.arange(width)[None, :]).reshape(-1) % 2
+    """The :class:`Checkerboard` of a ``height × width`` grid, built once on the CPU and kept
+    on ``device``."""
+    rows_of, cols_of = torch.arange(height, device="cpu"), torch.arange(width, device="cpu")
+    parity = (rows_of[:, None] + cols_of[None, :]).reshape(-1) % 2
     anchors, others = torch.nonzero(parity == 0)[:, 0], torch.nonzero(parity)[:, 0]
     rows, cols = others // width, others % width
     stride = width + 2
@@ -458,7 +462,9 @@ def arm_coarse_inputs(coarse: CoarseContext, shape: tuple[int, int]) -> torch.Te
             upsample_nearest(coarse.values, height, width),
             upsample_nearest(coarse.mu, height, width),
             upsample_nearest(coarse.log_scale, height, width),
-            torch.full((height * width,), level, dtype=coarse.values.dtype),
+            torch.full(
+                (height * width,), level, dtype=coarse.values.dtype, device=coarse.values.device
+            ),
         ],
         dim=0,
     )

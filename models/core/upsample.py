@@ -31,15 +31,23 @@ def cubic_taps(positions: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.
     Returns ``(index, weight)``, both ``(4, len(positions))``; ``index`` is in ``[0, size)``.
     """
     base = torch.floor(positions)
-    offsets = torch.arange(-1, 3, dtype=positions.dtype)[:, None]
+    offsets = torch.arange(-1, 3, dtype=positions.dtype, device=positions.device)[:, None]
     index = base[None, :] + offsets
     weight = _cubic(positions[None, :] - index)
     return index.clamp(0, size - 1).long(), weight
 
 
-def pixel_centres(start: int, count: int, scale: float, dtype=torch.float32) -> torch.Tensor:
-    """Original-unit centres of output pixels ``start … start+count-1`` at ``scale``."""
-    return (torch.arange(start, start + count, dtype=torch.float64) + 0.5).div(scale).to(dtype)
+def pixel_centres(
+    start: int,
+    count: int,
+    scale: float,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | None = None,
+) -> torch.Tensor:
+    """Original-unit centres of output pixels ``start … start+count-1`` at ``scale``, on
+    ``device`` (default: the CPU)."""
+    centres = torch.arange(start, start + count, dtype=torch.float64, device=device or "cpu")
+    return (centres + 0.5).div(scale).to(dtype)
 
 
 def sample_grids(
@@ -152,8 +160,8 @@ def upsample_full(grids: list[torch.Tensor], height: int, width: int) -> torch.T
 def interpolation_matrix(length: int, size: int, level: int, device: torch.device) -> torch.Tensor:
     """``(length, size)``: row ``i`` holds the bicubic taps with which output pixel ``i`` (at
     scale 1) reads a grid line of ``size`` cells at ``level``."""
-    positions = pixel_centres(0, length, 1.0) / float(2**level) - 0.5
-    return taps_matrix(*cubic_taps(positions, size), size).to(device)
+    positions = pixel_centres(0, length, 1.0, device=device) / float(2**level) - 0.5
+    return taps_matrix(*cubic_taps(positions, size), size)
 
 
 def taps_matrix(index: torch.Tensor, weight: torch.Tensor, size: int) -> torch.Tensor:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import struct
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from inrstore.bench.codecs import CODEC_NAMES, get_codec
@@ -67,6 +72,76 @@ def test_inrstore_codec_reports_true_bitstream_sizes(monkeypatch, cifar_samples:
     assert point.num_bytes == len(data) and data[:4] == b"INRS"
     assert point.bpp == pytest.approx(len(data) * 8 / (32 * 32))
     assert point.psnr > 15.0
+
+
+@dataclass(frozen=True)
+class PidCodec:
+    """A picklable stand-in codec whose bytes say which process encoded them."""
+
+    name: str = "pid"
+    description: str = "the encoding process's id, then the quality"
+    qualities: tuple[float, ...] = (1.0, 2.0)
+
+    def encode(self, pixels: np.ndarray, quality: float) -> bytes:
+        return struct.pack("<iB", os.getpid(), int(quality)) + bytes(int(quality))
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return np.zeros((32, 32, 3), np.uint8)
+
+
+def test_sweep_with_jobs_encodes_in_worker_processes_in_order(cifar_samples: Path) -> None:
+    images, _ = load_bench_images(cifar_samples, limit=2)
+    seen: list[tuple[str, float]] = []
+    encoders: set[int] = set()
+
+    def size(data: bytes) -> int:
+        encoders.add(struct.unpack_from("<i", data)[0])
+        return len(data)
+
+    result = sweep(
+        PidCodec(),
+        images,
+        jobs=2,
+        on_point=lambda p: seen.append((p.image, p.quality)),
+        byte_counter=size,
+    )
+    assert seen == [(image.name, q) for q in (1.0, 2.0) for image in images]
+    assert encoders and os.getpid() not in encoders
+    assert [p.num_bytes for p in result.points] == [6, 6, 7, 7]
+    assert all(p.encoding_time > 0 for p in result.points)
+
+
+def test_inrstore_codecs_encode_on_the_device_asked_for() -> None:
+    codec = get_codec("inrstore-best", "cuda")
+    assert codec.device == "cuda" and "encoded on cuda" in codec.description
+    assert get_codec("inrstore-best").device == "cpu"
+    assert get_codec("jpeg", "cuda") is get_codec("jpeg")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [("cuda", "no CUDA device is available"), ("tpu", "unknown device 'tpu'")],
+)
+def test_bench_on_a_missing_device_fails_in_one_line(
+    device: str, message: str, kodak_samples: Path, tmp_path: Path
+) -> None:
+    outcome = runner.invoke(
+        app,
+        [
+            "bench",
+            str(kodak_samples),
+            "--codecs",
+            "jpeg",
+            "--device",
+            device,
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert outcome.exit_code == 2
+    assert message in outcome.output and "Traceback" not in outcome.output
+    assert not (tmp_path / "jpeg.json").exists()
 
 
 def test_unknown_codec_is_refused() -> None:

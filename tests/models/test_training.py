@@ -1,10 +1,16 @@
-"""Training settings: gradient clipping, the learning-rate schedule."""
+"""Training settings: gradient clipping, the learning-rate schedule; device placement."""
 
 from __future__ import annotations
+
+import functools
 
 import pytest
 import torch
 
+from inrstore.datasets import load_image
+from inrstore.models.core.architecture import image_architecture
+from inrstore.models.fit import train
+from inrstore.models.fit.image_model import ImageModel
 from inrstore.models.fit.presets import Preset
 from inrstore.models.fit.train import clip_gradients, schedule
 
@@ -64,3 +70,37 @@ def test_learning_rates_fall_by_half_cosine_to_the_floor_then_hold_the_final_rat
     assert rates(0.7999) == pytest.approx([1e-3, 1e-3], rel=1e-3)
     assert rates(0.8) == [1e-4, 1e-4]
     assert schedule(preset, 0.8).hard and not schedule(preset, 0.7999).hard
+
+
+def _on_meta_by_default(function):
+    """``function`` run with PyTorch's default device set to 'meta'."""
+
+    @functools.wraps(function)
+    def wrapped(*args, **kwargs):
+        torch.set_default_device("meta")
+        try:
+            return function(*args, **kwargs)
+        finally:
+            torch.set_default_device(None)
+
+    return wrapped
+
+
+@pytest.mark.parametrize(
+    ("arm_levels", "zero_levels", "wide_arm"), [(0, 0, False), (1, 0, False), (1, 1, True)]
+)
+def test_training_makes_every_tensor_on_the_device_it_trains_on(
+    monkeypatch, kodak_samples, arm_levels: int, zero_levels: int, wide_arm: bool
+) -> None:
+    """A tensor that the loss's forward pass makes without naming a device lands on the CPU,
+    which breaks training on a GPU. Here, without a GPU, such a tensor lands on the 'meta'
+    device instead, and mixing it with the CPU tensors being trained raises."""
+    pixels = load_image(next(kodak_samples.glob("*.png"))).pixels[:40, :48]
+    arch = image_architecture(*pixels.shape, arm_levels, zero_levels, wide_arm)
+    for name in ("reconstruct", "latent_bits"):
+        monkeypatch.setattr(ImageModel, name, _on_meta_by_default(getattr(ImageModel, name)))
+    monkeypatch.setattr(train, "network_bits", _on_meta_by_default(train.network_bits))
+    preset = Preset("t", 3, arch.arm_levels, coarse_phases=())
+    fitted = train.fit_image(pixels, arch, preset, 1e-2, zero_levels=zero_levels)
+    assert fitted.iterations == 3
+    assert all(grid.device.type == "cpu" for grid in fitted.grids)
