@@ -89,3 +89,15 @@ def test_golden_bitstreams_of_every_version_still_decode(version: int) -> None:
 
 def test_decoding_imports_no_training_code() -> None:
     assert _decode_elsewhere(GOLDEN / "tiny-v1.inr", 1)[2] == "[]"
+
+
+def test_a_bitstream_encoded_on_a_gpu_decodes_here_to_the_latents_decoded_there() -> None:
+    """Encoded on CUDA and decoded on that machine's CPU (other torch, other processor); the
+    latents must come out the same here. Pixels may differ between machines by float
+    rounding, so they are not compared."""
+    data = (GOLDEN / "cuda-v5.inr").read_bytes()
+    expected = json.loads((GOLDEN / "cuda-v5.json").read_text())
+    _, _, grids = decode_latent_state(data)
+    latents = hashlib.sha256(b"".join(np.ascontiguousarray(g).tobytes() for g in grids))
+    assert latents.hexdigest() == expected["latents_float64_sha256_decoded_there"]
+    assert decode_image(data).shape == (256, 256, 3)
