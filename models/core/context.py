@@ -441,16 +441,51 @@ def _gather_neighbours(board: Checkerboard, planes: torch.Tensor) -> torch.Tenso
 
 
 def arm_inputs(grid: torch.Tensor, coarse: CoarseContext, window: ArmWindow) -> torch.Tensor:
-    """ARM features for every pixel, from the whole (known) grid: ``(window.inputs, h*w)``."""
+    """ARM features for every pixel, from the whole (known) grid: ``(window.inputs, h*w)``.
+
+    On a GPU the causal neighbours are one gather from the zero-padded grid, one kernel each
+    way where a slice per neighbour costs a launch or two each: on an H200, `best`'s training
+    went from 27.7 to 37.1 iterations/s on a whole Kodak image. On a CPU the slices stay: there
+    the gather's backward pass is slower (1 thread, a 512×768 grid: 107 against 72 ms).
+    """
     height, width = grid.shape
+    padded = F.pad(grid[None, None], (window.radius, window.radius, window.rows, 0))[0, 0]
+    gather = arm_neighbours_by_index if grid.is_cuda else arm_neighbours_by_slices
+    causal = gather(padded, window)
+    return torch.cat([causal, arm_coarse_inputs(coarse, (height, width))], dim=0)
+
+
+def arm_neighbours_by_slices(padded: torch.Tensor, window: ArmWindow) -> torch.Tensor:
+    """``(len(window.offsets), h*w)``: each pixel's causal neighbours, one slice of the
+    ``(h + rows, w + 2 radius)`` zero-padded grid per neighbour."""
     top, side = window.rows, window.radius
-    padded = F.pad(grid[None, None], (side, side, top, 0))[0, 0]
+    height, width = padded.shape[0] - top, padded.shape[1] - 2 * side
     neighbours = [
         padded[top + dr : top + dr + height, side + dc : side + dc + width].reshape(-1)
         for dr, dc in window.offsets
     ]
-    causal = torch.stack(neighbours, dim=0)
-    return torch.cat([causal, arm_coarse_inputs(coarse, (height, width))], dim=0)
+    return torch.stack(neighbours, dim=0)
+
+
+def arm_neighbours_by_index(padded: torch.Tensor, window: ArmWindow) -> torch.Tensor:
+    """:func:`arm_neighbours_by_slices` as one gather."""
+    height, width = padded.shape[0] - window.rows, padded.shape[1] - 2 * window.radius
+    return padded.reshape(-1)[arm_neighbour_index(height, width, window, padded.device)]
+
+
+@functools.lru_cache(maxsize=64)
+def arm_neighbour_index(
+    height: int, width: int, window: ArmWindow, device: torch.device
+) -> torch.Tensor:
+    """``(len(window.offsets), h*w)``: where each pixel's neighbours sit in the row-major
+    ``h + rows`` × ``w + 2 radius`` zero-padded grid (built once on the CPU, kept on
+    ``device``)."""
+    stride = width + 2 * window.radius
+    rows = torch.arange(height, device="cpu")[:, None] + window.rows
+    cols = torch.arange(width, device="cpu")[None, :] + window.radius
+    centres = (rows * stride + cols).reshape(-1)
+    shifts = torch.tensor([dr * stride + dc for dr, dc in window.offsets], device="cpu")
+    return (centres[None, :] + shifts[:, None]).to(device)
 
 
 def arm_coarse_inputs(coarse: CoarseContext, shape: tuple[int, int]) -> torch.Tensor:

@@ -8,11 +8,14 @@ import pytest
 import torch
 
 from inrstore.models.core.context import (
+    ARM_WINDOWS,
     ARU_PASS1_INPUTS,
     CoarseContext,
     Half,
     Pass1FirstLayer,
     _aru_pass2_inputs_by_index,
+    arm_neighbours_by_index,
+    arm_neighbours_by_slices,
     aru_pass2_inputs,
     checkerboard,
 )
@@ -191,3 +194,33 @@ def test_pass2_features_from_slices_have_the_gathered_gradients(own_pass1: bool)
         gradients.append([leaf.grad for leaf in leaves])
     for fast, gathered in zip(*gradients, strict=True):
         torch.testing.assert_close(fast, gathered, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("gather", [arm_neighbours_by_slices, arm_neighbours_by_index])
+@pytest.mark.parametrize("neighbours", sorted(ARM_WINDOWS))
+@pytest.mark.parametrize("shape", [(5, 7), (1, 4), (6, 1)])
+def test_arm_neighbours_are_each_pixels_causal_neighbours_zero_outside(
+    gather, neighbours: int, shape: tuple[int, int]
+) -> None:
+    """Both ways (slices on a CPU, one gather on a GPU) give the same features and gradients."""
+    window = ARM_WINDOWS[neighbours]
+    height, width = shape
+    grid = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    padded = torch.nn.functional.pad(grid, (window.radius, window.radius, window.rows, 0))
+    features = gather(padded, window)
+    assert features.shape == (len(window.offsets), height * width)
+    for pixel in range(height * width):
+        row, col = divmod(pixel, width)
+        expected = [
+            float(grid[row + dr, col + dc]) if row + dr >= 0 and 0 <= col + dc < width else 0.0
+            for dr, dc in window.offsets
+        ]
+        assert features[:, pixel].tolist() == expected
+    # Each latent's gradient counts the pixels that read it as a neighbour.
+    features.sum().backward()
+    readers = torch.zeros(shape, dtype=torch.float64)
+    for dr, dc in window.offsets:
+        # The latent at (r, c) is read by the pixel at (r - dr, c - dc).
+        rows, cols = slice(max(0, dr), height + min(0, dr)), slice(max(0, dc), width + min(0, dc))
+        readers[rows, cols] += 1
+    assert torch.equal(grid.grad, readers)
