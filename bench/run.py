@@ -142,9 +142,9 @@ def sweep(
     ]
     with _encoder_pool(jobs) as pool:
         pixels = [image.pixels for image, _ in tasks]
-        levels = [quality for _, quality in tasks]
+        task_qualities = [quality for _, quality in tasks]
         run = map if pool is None else pool.map
-        encodes = run(timed_encode, [codec] * len(tasks), pixels, levels)
+        encodes = run(timed_encode, [codec] * len(tasks), pixels, task_qualities)
         for (image, quality), (data, encoding_time) in zip(tasks, encodes, strict=True):
             start = time.perf_counter()
             decoded = codec.decode(data)

@@ -1,4 +1,5 @@
-"""``inrstore encode`` / ``decode`` through the CLI: round trips, scales, crops, errors."""
+"""``inrstore encode`` / ``decode`` through the CLI: round trips, scales, crops, errors (and
+the ``--device`` check that ``add`` shares)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -88,3 +90,27 @@ def test_encode_errors(tmp_path: Path, quick_presets) -> None:
     assert outcome.exit_code == 2 and "unknown preset 'slow'" in outcome.output
     missing = runner.invoke(app, ["decode", str(tmp_path / "absent.inr"), str(tmp_path / "x.png")])
     assert missing.exit_code == 1 and "cannot read" in missing.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+@pytest.mark.parametrize(
+    ("command", "device", "message"),
+    [
+        ("encode", "tpu", "unknown device 'tpu'; use cpu or cuda"),
+        ("encode", "cuda", "no CUDA device is available"),
+        ("add", "cuda", "no CUDA device is available"),
+    ],
+)
+def test_a_missing_device_is_refused_in_one_line_before_any_work(
+    tmp_path: Path, cifar_samples: Path, command: str, device: str, message: str
+) -> None:
+    store = tmp_path / "store"
+    source = cifar_samples / "0001.png"
+    arguments = {
+        "encode": ["encode", str(source), str(tmp_path / "x.inr")],
+        "add": ["--store", str(store), "add", str(cifar_samples)],
+    }[command]
+    outcome = runner.invoke(app, [*arguments, "--device", device])
+    assert outcome.exit_code == 2
+    assert message in outcome.output and "Traceback" not in outcome.output
+    assert not (tmp_path / "x.inr").exists() and not store.exists()
