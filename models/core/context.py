@@ -331,13 +331,12 @@ def checkerboard(
 ) -> Checkerboard:
     """The :class:`Checkerboard` of a ``height × width`` grid, built once on the CPU and kept
     on ``device``."""
-    rows_of, cols_of = torch.arange(height, device="cpu"), torch.arange(width, device="cpu")
-    parity = (rows_of[:, None] + cols_of[None, :]).reshape(-1) % 2
+    all_rows, all_cols = pixel_coordinates(height, width)
+    parity = (all_rows + all_cols) % 2
     anchors, others = torch.nonzero(parity == 0)[:, 0], torch.nonzero(parity)[:, 0]
-    rows, cols = others // width, others % width
-    stride = width + 2
-    centres = (rows + 1) * stride + cols + 1
-    neighbours = torch.cat([centres + dr * stride + dc for dr, dc in ARU_PASS2_NEIGHBOURS])
+    rows, cols = all_rows[others], all_cols[others]
+    neighbours = padded_neighbour_index(rows + 1, cols + 1, width + 2, ARU_PASS2_NEIGHBOURS)
+    neighbours = neighbours.reshape(-1)
     parents = (rows // 2) * ((width + 1) // 2) + cols // 2
     indices = (index.to(device) for index in (anchors, others, neighbours, parents))
     return Checkerboard(*indices, width)
@@ -480,12 +479,30 @@ def arm_neighbour_index(
     """``(len(window.offsets), h*w)``: where each pixel's neighbours sit in the row-major
     ``h + rows`` × ``w + 2 radius`` zero-padded grid (built once on the CPU, kept on
     ``device``)."""
+    rows, cols = pixel_coordinates(height, width)
     stride = width + 2 * window.radius
-    rows = torch.arange(height, device="cpu")[:, None] + window.rows
-    cols = torch.arange(width, device="cpu")[None, :] + window.radius
-    centres = (rows * stride + cols).reshape(-1)
-    shifts = torch.tensor([dr * stride + dc for dr, dc in window.offsets], device="cpu")
-    return (centres[None, :] + shifts[:, None]).to(device)
+    index = padded_neighbour_index(rows + window.rows, cols + window.radius, stride, window.offsets)
+    return index.to(device)
+
+
+def pixel_coordinates(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The row and the column of every pixel of a ``height × width`` grid, each ``(h*w,)``
+    in row-major order, on the CPU."""
+    rows, cols = torch.meshgrid(
+        torch.arange(height, device="cpu"), torch.arange(width, device="cpu"), indexing="ij"
+    )
+    return rows.reshape(-1), cols.reshape(-1)
+
+
+def padded_neighbour_index(
+    rows: torch.Tensor, cols: torch.Tensor, stride: int, offsets: tuple[tuple[int, int], ...]
+) -> torch.Tensor:
+    """``(len(offsets), n)``: the flat, row-major indices of the neighbours at ``offsets``
+    ``(dr, dc)`` of the ``n`` pixels at ``rows``, ``cols`` ``(n,)`` (already shifted by the
+    padding) in a padded grid whose rows are ``stride`` long."""
+    centres = rows * stride + cols
+    shifts = torch.tensor([dr * stride + dc for dr, dc in offsets], device="cpu")
+    return centres[None, :] + shifts[:, None]
 
 
 def arm_coarse_inputs(coarse: CoarseContext, shape: tuple[int, int]) -> torch.Tensor:
