@@ -61,6 +61,8 @@ class InrstoreCodec:
     qualities: Sequence[float] = (25.0, 50.0, 75.0)
     device: str = "cpu"
     """Where the encoder trains (``cpu`` or ``cuda``); decoding is always on the CPU."""
+    time_limit: float | None = None
+    """Seconds each encode may train (None: the preset's budget for the image's size)."""
 
     @property
     def name(self) -> str:
@@ -68,15 +70,18 @@ class InrstoreCodec:
 
     @property
     def description(self) -> str:
+        limit = "" if self.time_limit is None else f", training limited to {self.time_limit:g} s"
         return (
-            f"inrstore, preset {self.preset} (encoded on {self.device}, decoded on the CPU), "
-            "whole bitstream incl. network weights"
+            f"inrstore, preset {self.preset} (encoded on {self.device}{limit}, decoded on the "
+            "CPU), whole bitstream incl. network weights"
         )
 
     def encode(self, pixels: np.ndarray, quality: float) -> bytes:
         from inrstore.models.codec import encode_image
 
-        return encode_image(pixels, self.preset, quality, device=self.device)
+        return encode_image(
+            pixels, self.preset, quality, device=self.device, time_limit=self.time_limit
+        )
 
     def decode(self, data: bytes) -> np.ndarray:
         from inrstore.models.codec import decode_image
@@ -154,9 +159,10 @@ _CODECS: dict[str, Codec] = {
 CODEC_NAMES = tuple(_CODECS)
 
 
-def get_codec(name: str, device: str = "cpu") -> Codec:
+def get_codec(name: str, device: str = "cpu", time_limit: float | None = None) -> Codec:
     """The codec registered as ``name``, its plugin loaded; inrstore's codecs encode on
-    ``device`` (the others run on the CPU).
+    ``device`` and train for at most ``time_limit`` seconds when given (the others run on
+    the CPU).
 
     Raises ``KeyError`` naming the known codecs, or :class:`MissingCodecError`.
     """
@@ -168,5 +174,5 @@ def get_codec(name: str, device: str = "cpu") -> Codec:
     if register_plugin is not None:
         register_plugin()
     if isinstance(codec, InrstoreCodec):
-        return replace(codec, device=device)
+        return replace(codec, device=device, time_limit=time_limit)
     return codec

@@ -37,6 +37,10 @@ def bench(
     jobs: Annotated[
         int, typer.Option(min=1, help="inrstore encodes run at once, in worker processes.")
     ] = 1,
+    time_limit: Annotated[
+        float | None,
+        typer.Option(min=1, help="Seconds each inrstore encode may train (default: presets')."),
+    ] = None,
 ) -> None:
     """Sweep each codec's quality over FOLDER; write JSON per codec, a plot and BD-rates.
 
@@ -48,7 +52,7 @@ def bench(
         raise fail(f"--anchor {anchor!r} must be one of the benchmarked codecs ({codecs})", 2)
     check_device(device)
     try:
-        chosen = [get_codec(name, device) for name in names]
+        chosen = [get_codec(name, device, time_limit) for name in names]
     except (KeyError, MissingCodecError) as err:
         raise fail(str(err).strip("'\""), 2) from None
     if not folder.is_dir():

@@ -18,6 +18,8 @@ from inrstore.bench.codecs import CODEC_NAMES, get_codec
 from inrstore.bench.report import bd_rate
 from inrstore.bench.run import load_bench_images, sweep
 from inrstore.cli.app import app
+from inrstore.models import codec as codec_module
+from inrstore.models.codec import encode_image
 from inrstore.models.fit import presets
 
 runner = CliRunner()
@@ -116,6 +118,26 @@ def test_inrstore_codecs_encode_on_the_device_asked_for() -> None:
     assert codec.device == "cuda" and "encoded on cuda" in codec.description
     assert get_codec("inrstore-best").device == "cpu"
     assert get_codec("jpeg", "cuda") is get_codec("jpeg")
+
+
+def test_bench_time_limit_reaches_every_inrstore_encode(
+    monkeypatch, cifar_samples: Path, tmp_path: Path
+) -> None:
+    limits: list[float | None] = []
+
+    def fake_encode(pixels, preset, quality, *, device, time_limit):
+        limits.append(time_limit)
+        return encode_image(pixels, presets.Preset("fast", 5, arm_levels=0), quality)
+
+    monkeypatch.setattr(codec_module, "encode_image", fake_encode)
+    arguments = ["bench", str(cifar_samples), "--limit", "1", "--qualities", "50"]
+    arguments += ["--codecs", "jpeg,inrstore-fast", "--out", str(tmp_path), "--time-limit", "7"]
+    outcome = runner.invoke(app, arguments)
+    assert outcome.exit_code == 0, outcome.output
+    assert limits == [7.0]
+    report = json.loads((tmp_path / "inrstore-fast.json").read_text())
+    assert "training limited to 7 s" in report["description"]
+    assert get_codec("inrstore-fast").time_limit is None
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
