@@ -45,6 +45,16 @@ class BenchRun:
     reports: dict[str, dict]
     """Codec name → its CompressAI JSON (``name``, ``description``, ``results``)."""
 
+    def image_curves(self, codec: str) -> dict[str, Curve]:
+        """``codec``'s curve of each image the run names: its JSON's ``per_image`` or, for a
+        run of one named image, its ``results``; empty when the run has neither."""
+        report = self.reports[codec]
+        if "per_image" in report:
+            return report["per_image"]
+        if self.images == 1 and self.image_names:
+            return {self.image_names[0]: report["results"]}
+        return {}
+
 
 def load_run(folder: str | Path) -> BenchRun:
     """Read ``folder/bd-rate.json`` (for the image count) and every ``<codec>.json`` in it."""
@@ -66,10 +76,10 @@ def load_run(folder: str | Path) -> BenchRun:
         if path.name != "bd-rate.json":
             report = _read_json(path)
             try:
-                curve = report["results"]
-                lengths = {len(curve[key]) for key in (*AVERAGED_KEYS, "quality")}
+                curves = [report["results"], *report.get("per_image", {}).values()]
+                lengths = {len(c[key]) for c in curves for key in (*AVERAGED_KEYS, "quality")}
                 reports[report["name"]] = report
-            except (KeyError, TypeError) as err:
+            except (KeyError, TypeError, AttributeError) as err:
                 raise MergeError(f"{path}: not a CompressAI result ({err!r} missing)") from None
             if len(lengths) != 1:
                 raise MergeError(f"{path}: its result lists differ in length")
@@ -129,20 +139,32 @@ def merge_runs(runs: Sequence[BenchRun], anchor: str, out: str | Path) -> dict[s
     total = sum(run.images for run in runs)
     sources = [f"{run.folder.name} ({run.images} images)" for run in runs]
     curves = {}
+    image_curves = {}
     for name in codecs:
         parts = [(run.reports[name]["results"], run.images) for run in runs]
         curves[name] = merge_curves(parts)
+        image_curves[name] = {
+            image: curve for run in runs for image, curve in run.image_curves(name).items()
+        }
         description = runs[0].reports[name]["description"].split(";")[0]
         report = {
             "name": name,
             "description": f"{description}; {total} images in {len(runs)} runs "
             f"({', '.join(sources)}); means per quality",
             "results": curves[name],
+            "per_image": image_curves[name],
         }
         write_report(Path(out) / f"{name}.json", report)
     title = f"{total} images merged from {len(runs)} runs"
     return write_comparison(
-        curves, anchor, out, title, images=total, image_names=names, merged_from=sources
+        curves,
+        anchor,
+        out,
+        title,
+        image_curves,
+        images=total,
+        image_names=names,
+        merged_from=sources,
     )
 
 

@@ -67,11 +67,27 @@ def plot_rd(curves: Mapping[str, Curve], path: str | Path, title: str) -> Path:
 
 
 def write_comparison(
-    curves: Mapping[str, Curve], anchor: str, out: str | Path, title: str, **fields: Any
+    curves: Mapping[str, Curve],
+    anchor: str,
+    out: str | Path,
+    title: str,
+    image_curves: Mapping[str, Mapping[str, Curve]] | None = None,
+    **fields: Any,
 ) -> dict[str, float]:
     """Write ``out/rd-psnr.png`` and ``out/bd-rate.json`` (the anchor, ``fields``, and every
-    curve's BD-rate against the anchor's); returns the BD-rates."""
+    curve's BD-rate against the anchor's); returns the BD-rates.
+
+    ``image_curves`` (codec → image name → curve) adds ``bd_rate_psnr_per_image``: for every
+    image that every codec measured, each codec's BD-rate against the anchor on that image.
+    """
     bd_rates = bd_rate_table(curves, anchor)
+    report = {"anchor": anchor, **fields, "bd_rate_psnr": bd_rates}
+    if image_curves:
+        images = set.intersection(*(set(image_curves.get(name, {})) for name in curves))
+        report["bd_rate_psnr_per_image"] = {
+            image: bd_rate_table({name: image_curves[name][image] for name in curves}, anchor)
+            for image in sorted(images)
+        }
     plot_rd(curves, Path(out) / "rd-psnr.png", title)
-    write_report(Path(out) / "bd-rate.json", {"anchor": anchor, **fields, "bd_rate_psnr": bd_rates})
+    write_report(Path(out) / "bd-rate.json", report)
     return bd_rates

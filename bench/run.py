@@ -63,22 +63,32 @@ class CodecResult:
 
     def curve(self) -> dict[str, list[float]]:
         """Per-quality means, ordered by increasing bpp, keyed as in CompressAI's JSON."""
-        rows = []
-        for quality in sorted({p.quality for p in self.points}):
-            group = [p for p in self.points if p.quality == quality]
-            row = {
-                key: statistics.fmean(getattr(p, attr) for p in group) for key, attr in CURVE_KEYS
-            }
-            rows.append(row | {"quality": quality})
-        return curve_from_rows(rows)
+        return _mean_curve(self.points)
+
+    def image_curves(self) -> dict[str, dict[str, list[float]]]:
+        """Each image's own curve (image name → CompressAI ``results``), by image name."""
+        images = sorted({p.image for p in self.points})
+        return {name: _mean_curve([p for p in self.points if p.image == name]) for name in images}
 
     def to_json(self) -> dict:
-        images = sorted({p.image for p in self.points})
+        """CompressAI's schema (``name``, ``description``, ``results``: the means over the
+        images) plus ``per_image``: every image's own curve."""
+        per_image = self.image_curves()
         return {
             "name": self.name,
-            "description": f"{self.description}; {len(images)} images; means per quality",
+            "description": f"{self.description}; {len(per_image)} images; means per quality",
             "results": self.curve(),
+            "per_image": per_image,
         }
+
+
+def _mean_curve(points: Sequence[ImagePoint]) -> dict[str, list[float]]:
+    rows = []
+    for quality in sorted({p.quality for p in points}):
+        group = [p for p in points if p.quality == quality]
+        row = {key: statistics.fmean(getattr(p, attr) for p in group) for key, attr in CURVE_KEYS}
+        rows.append(row | {"quality": quality})
+    return curve_from_rows(rows)
 
 
 def curve_from_rows(rows: list[dict[str, float]]) -> dict[str, list[float]]:

@@ -70,6 +70,7 @@ def bench(
         raise fail(f"{folder}: no readable images", 1)
 
     curves: dict[str, dict[str, list[float]]] = {}
+    image_curves: dict[str, dict[str, dict[str, list[float]]]] = {}
     with progress_bar() as progress:
         for codec in chosen:
             chosen_qualities = sweep_qualities or codec.qualities
@@ -89,11 +90,12 @@ def bench(
             )
             write_json(result, out)
             curves[codec.name] = result.curve()
+            image_curves[codec.name] = result.image_curves()
 
     title = f"{folder.name}: {len(images)} images" + (f", {crop}px centre crop" if crop else "")
     names = [image.name for image in images]
     bd_rates = write_comparison(
-        curves, anchor, out, title, images=len(images), image_names=names, crop=crop
+        curves, anchor, out, title, image_curves, images=len(images), image_names=names, crop=crop
     )
     console.print(_summary_table(curves, bd_rates, anchor, title))
     console.print(f"results written to {out}/")

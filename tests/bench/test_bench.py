@@ -188,10 +188,21 @@ def test_bench_command_writes_compressai_json_plot_and_bd_rates(
         assert results["bpp"] == sorted(results["bpp"])
         assert all(t > 0 for t in results["encoding_time"] + results["decoding_time"])
         assert all(math.isnan(v) for v in results["ms-ssim-rgb"])  # 128 px: below MS-SSIM's size
+        per_image = data["per_image"]
+        assert sorted(per_image) == sorted(p.name for p in kodak_samples.glob("*.png"))
+        for key in ("bpp", "psnr-rgb"):  # the results are the per-quality means of the images
+            by_quality = [dict(zip(c["quality"], c[key], strict=True)) for c in per_image.values()]
+            means = dict(zip(results["quality"], results[key], strict=True))
+            for quality, mean in means.items():
+                assert mean == pytest.approx(sum(c[quality] for c in by_quality) / 4, rel=1e-12)
     summary = json.loads((out / "bd-rate.json").read_text())
     assert summary["anchor"] == "jpeg" and summary["images"] == 4
     assert summary["bd_rate_psnr"]["jpeg"] == pytest.approx(0.0, abs=1e-9)
     assert summary["bd_rate_psnr"]["webp"] < 0  # WebP beats JPEG on these photographs
+    per_image_rates = summary["bd_rate_psnr_per_image"]
+    assert sorted(per_image_rates) == sorted(summary["image_names"])
+    assert all(rates["jpeg"] == pytest.approx(0.0, abs=1e-9) for rates in per_image_rates.values())
+    assert len({rates["webp"] for rates in per_image_rates.values()}) == 4
     assert (out / "rd-psnr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "BD-rate" in outcome.output and "results written to" in outcome.output
 

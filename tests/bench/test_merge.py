@@ -56,6 +56,29 @@ def test_merging_two_runs_gives_the_curves_of_one_run_over_all_images(
     assert sorted(summary["image_names"]) == sorted(single_rates["image_names"])
     assert len(set(summary["image_names"])) == 4
     assert (tmp_path / "merged" / "rd-psnr.png").read_bytes()[:4] == b"\x89PNG"
+    single_per_image = single_rates["bd_rate_psnr_per_image"]
+    assert sorted(summary["bd_rate_psnr_per_image"]) == sorted(single_per_image)
+    for image, rates in summary["bd_rate_psnr_per_image"].items():
+        assert rates == pytest.approx(single_per_image[image])
+
+
+def test_a_one_image_run_without_per_image_curves_gives_its_means_as_its_image_curve(
+    kodak_samples: Path, tmp_path: Path
+) -> None:
+    first, rest, _ = _split(kodak_samples, tmp_path)
+    folders = [_bench(folder, tmp_path / f"out-{folder.name}") for folder in (first, rest)]
+    for path in folders[0].glob("*.json"):  # as written before per-image curves were
+        report = json.loads(path.read_text())
+        report.pop("per_image", None)
+        path.write_text(json.dumps(report))
+    runs = [load_run(folder) for folder in folders]
+    (name,) = runs[0].image_names
+    assert runs[0].image_curves("webp") == {name: runs[0].reports["webp"]["results"]}
+    merge_runs(runs, "jpeg", tmp_path / "merged")
+    merged = json.loads((tmp_path / "merged" / "webp.json").read_text())
+    assert sorted(merged["per_image"]) == sorted([name, *runs[1].image_names])
+    summary = json.loads((tmp_path / "merged" / "bd-rate.json").read_text())
+    assert len(summary["bd_rate_psnr_per_image"]) == 4
 
 
 def test_curves_are_weighted_by_their_image_counts() -> None:
