@@ -41,9 +41,14 @@ class PillowCodec:
     pillow_format: str
     qualities: Sequence[float]
     options: Callable[[float], dict]
+    """Pillow's save options for a quality; picklable (a module-level function or
+    :class:`QualityOptions`) so that the codec can encode in worker processes."""
     register_plugin: Callable[[], None] | None = None
+    """Loads the Pillow plugin that writes ``pillow_format``; idempotent."""
 
     def encode(self, pixels: np.ndarray, quality: float) -> bytes:
+        if self.register_plugin is not None:  # also in a worker process
+            self.register_plugin()
         buffer = io.BytesIO()
         Image.fromarray(pixels).save(buffer, format=self.pillow_format, **self.options(quality))
         return buffer.getvalue()
@@ -110,48 +115,62 @@ def _register_heif() -> None:
     pillow_heif.register_heif_opener()
 
 
-def _jpeg(subsampling: int) -> Callable[[float], dict]:
-    return lambda q: {"quality": int(q), "optimize": True, "subsampling": subsampling}
+@dataclass(frozen=True)
+class QualityOptions:
+    """Save options ``{"quality": int(q)}`` plus fixed ones (``settings``: name/value pairs)."""
+
+    settings: tuple[tuple[str, object], ...]
+
+    def __call__(self, quality: float) -> dict:
+        return {"quality": int(quality), **dict(self.settings)}
 
 
 _RGB_BITS = 24.0
 
+
+def _jpeg2000_options(bpp: float) -> dict:
+    """OpenJPEG's rate-controlled 9/7 wavelet at ``bpp`` bits per pixel."""
+    return {
+        "quality_mode": "rates",
+        "quality_layers": [_RGB_BITS / bpp],
+        "irreversible": True,
+        "mct": 1,
+    }
+
+
 _CODECS: dict[str, Codec] = {
     "jpeg": PillowCodec(
         "jpeg", "JPEG 4:2:0, optimised (Pillow)", "JPEG",
-        (2, 5, 10, 20, 35, 50, 70, 85, 90), _jpeg(2),
+        (2, 5, 10, 20, 35, 50, 70, 85, 90),
+        QualityOptions((("optimize", True), ("subsampling", 2))),
     ),
     "jpeg444": PillowCodec(
         "jpeg444", "JPEG 4:4:4, optimised (Pillow)", "JPEG",
-        (2, 5, 10, 20, 35, 50, 70, 85, 90), _jpeg(0),
+        (2, 5, 10, 20, 35, 50, 70, 85, 90),
+        QualityOptions((("optimize", True), ("subsampling", 0))),
     ),
     "webp": PillowCodec(
         "webp", "WebP method 6 (Pillow)", "WEBP",
-        (0, 10, 25, 40, 55, 70, 80, 90), lambda q: {"quality": int(q), "method": 6},
+        (0, 10, 25, 40, 55, 70, 80, 90), QualityOptions((("method", 6),)),
     ),
     "avif": PillowCodec(
         "avif", "AVIF speed 4, 4:4:4 (Pillow)", "AVIF",
         (5, 15, 25, 35, 45, 55, 65, 75, 85),
-        lambda q: {"quality": int(q), "speed": 4, "subsampling": "4:4:4"},
+        QualityOptions((("speed", 4), ("subsampling", "4:4:4"))),
     ),
     "jxl": PillowCodec(
         "jxl", "JPEG XL effort 7 (pillow-jxl-plugin)", "JXL",
-        (1, 5, 15, 30, 45, 60, 75, 85, 92), lambda q: {"quality": int(q), "effort": 7},
+        (1, 5, 15, 30, 45, 60, 75, 85, 92), QualityOptions((("effort", 7),)),
         _register_jxl,
     ),
     "jpeg2000": PillowCodec(
         "jpeg2000", "JPEG 2000, 9/7 wavelet, rate-controlled (OpenJPEG)", "JPEG2000",
         (0.1, 0.15, 0.25, 0.4, 0.6, 0.9, 1.3, 2.0),
-        lambda bpp: {
-            "quality_mode": "rates",
-            "quality_layers": [_RGB_BITS / bpp],
-            "irreversible": True,
-            "mct": 1,
-        },
+        _jpeg2000_options,
     ),
     "heic": PillowCodec(
         "heic", "HEIC (HEVC intra, BPG stand-in), 4:4:4 (pillow-heif)", "HEIF",
-        (5, 12, 20, 28, 36, 44, 52, 60), lambda q: {"quality": int(q), "chroma": 444},
+        (5, 12, 20, 28, 36, 44, 52, 60), QualityOptions((("chroma", 444),)),
         _register_heif,
     ),
 } | {f"inrstore-{p}": InrstoreCodec(p) for p in ("fast", "default", "best")}  # fmt: skip

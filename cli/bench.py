@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from inrstore.bench.codecs import CODEC_NAMES, InrstoreCodec, MissingCodecError, get_codec
+from inrstore.bench.codecs import CODEC_NAMES, MissingCodecError, get_codec
 from inrstore.bench.report import write_comparison
 from inrstore.bench.run import load_bench_images, sweep, write_json
 from inrstore.cli.console import check_device, console, fail, problems_table, progress_bar
@@ -34,9 +34,7 @@ def bench(
     device: Annotated[
         str, typer.Option(help="Where inrstore's codecs encode: cpu or cuda (decoding: CPU).")
     ] = "cpu",
-    jobs: Annotated[
-        int, typer.Option(min=1, help="inrstore encodes run at once, in worker processes.")
-    ] = 1,
+    jobs: Annotated[int, typer.Option(min=1, help="Encodes run at once, in worker processes.")] = 1,
     time_limit: Annotated[
         float | None,
         typer.Option(min=1, help="Seconds each inrstore encode may train (default: presets')."),
@@ -86,7 +84,7 @@ def bench(
                 images,
                 qualities=chosen_qualities,
                 on_point=advance,
-                jobs=jobs if isinstance(codec, InrstoreCodec) else 1,
+                jobs=jobs,
             )
             write_json(result, out)
             curves[codec.name] = result.curve()

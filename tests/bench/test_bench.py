@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,20 @@ def test_sweep_with_jobs_encodes_in_worker_processes_in_order(cifar_samples: Pat
     assert encoders and os.getpid() not in encoders
     assert [p.num_bytes for p in result.points] == [6, 6, 7, 7]
     assert all(p.encoding_time > 0 for p in result.points)
+
+
+@pytest.mark.parametrize("name", ["jpeg", "webp", "avif", "jpeg2000"])
+def test_pillow_codecs_encode_the_same_bytes_in_worker_processes(
+    name: str, cifar_samples: Path
+) -> None:
+    codec = get_codec(name)
+    assert pickle.loads(pickle.dumps(codec)) == codec
+    images, _ = load_bench_images(cifar_samples, limit=2)
+    qualities = codec.qualities[2:4]
+    here, workers = (sweep(codec, images, qualities=qualities, jobs=jobs).points for jobs in (1, 2))
+    assert [(p.image, p.quality, p.num_bytes, p.psnr) for p in here] == [
+        (p.image, p.quality, p.num_bytes, p.psnr) for p in workers
+    ]
 
 
 def test_inrstore_codecs_encode_on_the_device_asked_for() -> None:
