@@ -156,7 +156,7 @@ def merge_runs(runs: Sequence[BenchRun], anchor: str, out: str | Path) -> dict[s
         }
         write_report(Path(out) / f"{name}.json", report)
     title = f"{total} images merged from {len(runs)} runs"
-    return write_comparison(
+    summary = write_comparison(
         curves,
         anchor,
         out,
@@ -166,6 +166,7 @@ def merge_runs(runs: Sequence[BenchRun], anchor: str, out: str | Path) -> dict[s
         image_names=names,
         merged_from=sources,
     )
+    return summary["bd_rate_psnr"]
 
 
 def _disjoint_names(runs: Sequence[BenchRun]) -> list[str] | None:

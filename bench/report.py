@@ -73,9 +73,10 @@ def write_comparison(
     title: str,
     image_curves: Mapping[str, Mapping[str, Curve]] | None = None,
     **fields: Any,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Write ``out/rd-psnr.png`` and ``out/bd-rate.json`` (the anchor, ``fields``, and every
-    curve's BD-rate against the anchor's); returns the BD-rates.
+    curve's BD-rate against the anchor's, ``bd_rate_psnr``); returns what ``bd-rate.json``
+    holds.
 
     ``image_curves`` (codec → image name → curve) adds ``bd_rate_psnr_per_image``: for every
     image that every codec measured, each codec's BD-rate against the anchor on that image.
@@ -90,4 +91,4 @@ def write_comparison(
         }
     plot_rd(curves, Path(out) / "rd-psnr.png", title)
     write_report(Path(out) / "bd-rate.json", report)
-    return bd_rates
+    return report

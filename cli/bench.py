@@ -92,11 +92,29 @@ def bench(
 
     title = f"{folder.name}: {len(images)} images" + (f", {crop}px centre crop" if crop else "")
     names = [image.name for image in images]
-    bd_rates = write_comparison(
+    summary = write_comparison(
         curves, anchor, out, title, image_curves, images=len(images), image_names=names, crop=crop
     )
-    console.print(_summary_table(curves, bd_rates, anchor, title))
+    console.print(_summary_table(curves, summary["bd_rate_psnr"], anchor, title))
+    if len(images) > 1:
+        console.print(_per_image_table(summary["bd_rate_psnr_per_image"], anchor))
     console.print(f"results written to {out}/")
+
+
+def _percent(rate: float) -> str:
+    return "n/a (no overlap)" if math.isnan(rate) else f"{rate:+.1f}%"
+
+
+def _per_image_table(rates: dict[str, dict[str, float]], anchor: str) -> Table:
+    """One row per image: each other codec's BD-rate against ``anchor`` on that image."""
+    table = Table(title=f"BD-rate vs {anchor}, per image", title_justify="left")
+    codecs = [name for name in next(iter(rates.values())) if name != anchor]
+    table.add_column("image")
+    for name in codecs:
+        table.add_column(name, justify="right")
+    for image, by_codec in rates.items():
+        table.add_row(image, *(_percent(by_codec[name]) for name in codecs))
+    return table
 
 
 def _summary_table(curves: dict, bd_rates: dict[str, float], anchor: str, title: str) -> Table:
@@ -105,13 +123,12 @@ def _summary_table(curves: dict, bd_rates: dict[str, float], anchor: str, title:
         table.add_column(column, justify="left" if column == "codec" else "right")
     table.add_column(f"BD-rate vs {anchor}", justify="right")
     for name, curve in curves.items():
-        rate = bd_rates[name]
         table.add_row(
             name,
             f"{min(curve['bpp']):.3f}–{max(curve['bpp']):.3f}",
             f"{min(curve['psnr-rgb']):.2f}–{max(curve['psnr-rgb']):.2f}",
             f"{1000 * sum(curve['encoding_time']) / len(curve['bpp']):.1f}",
             f"{1000 * sum(curve['decoding_time']) / len(curve['bpp']):.1f}",
-            "n/a (no overlap)" if math.isnan(rate) else f"{rate:+.1f}%",
+            _percent(bd_rates[name]),
         )
     return table

@@ -220,6 +220,9 @@ def test_bench_command_writes_compressai_json_plot_and_bd_rates(
     assert len({rates["webp"] for rates in per_image_rates.values()}) == 4
     assert (out / "rd-psnr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "BD-rate" in outcome.output and "results written to" in outcome.output
+    per_image_table = outcome.output.split("per image", 1)[1]
+    for image, rates in per_image_rates.items():
+        assert image in per_image_table and f"{rates['webp']:+.1f}%" in per_image_table
 
 
 @pytest.mark.parametrize(
