@@ -209,10 +209,11 @@ def test_arm_neighbours_are_each_pixels_causal_neighbours_zero_outside(
     padded = torch.nn.functional.pad(grid, (window.radius, window.radius, window.rows, 0))
     features = gather(padded, window)
     assert features.shape == (len(window.offsets), height * width)
+    values = grid.detach()
     for pixel in range(height * width):
         row, col = divmod(pixel, width)
         expected = [
-            float(grid[row + dr, col + dc]) if row + dr >= 0 and 0 <= col + dc < width else 0.0
+            float(values[row + dr, col + dc]) if row + dr >= 0 and 0 <= col + dc < width else 0.0
             for dr, dc in window.offsets
         ]
         assert features[:, pixel].tolist() == expected
