@@ -170,8 +170,9 @@ kodim11 at quality 50 (half-resolution error 1.37 λ; its 614 s budget, one thre
 side by side, seed 0, D + λR from the bitstream) dropping it gave 31.49 dB at 0.479 bpp,
 1.188e-3, keeping it 33.08 dB at 0.571 bpp, 1.063e-3 (−10.5%); on kodim10 at quality 50
 (0.71 λ; the same test) 34.55 dB at 0.307 bpp, 6.579e-4 dropped, 35.38 dB at 0.348 bpp,
-6.373e-4 kept (−3.1%). The kodim23 crop lies at 0.41 λ at quality 50, where dropping the grid
-measured better (the crop's 10 000 iterations with it, above).
+6.373e-4 kept (−3.1%); on kodim03 at quality 50 (0.52 λ) 35.23 dB at 0.253 bpp, 5.535e-4
+dropped, 36.00 dB at 0.311 bpp, 5.623e-4 kept (+1.6%). Hence 0.6. The kodim23 crop lies at
+0.41 λ at quality 50, so its results do not change.
 ``fast`` used to drop it also below an error of 1.5e-3 (28.2 dB), which its budget rarely
 reached before the half-resolution phase; with that phase, keeping the grid at quality 75
 lowered D + λR by 17% (kodim23) and 38% (kodim09), and changed it by +1% and −2% at quality
