@@ -83,6 +83,7 @@ class CodecResult:
 
 
 def _mean_curve(points: Sequence[ImagePoint]) -> dict[str, list[float]]:
+    """The CompressAI ``results`` of ``points``: per quality, the mean over their images."""
     rows = []
     for quality in sorted({p.quality for p in points}):
         group = [p for p in points if p.quality == quality]
