@@ -7,6 +7,7 @@ at 4:4:4, JPEG XL effort 7, HEIC (HEVC intra, the stand-in for BPG) at 4:4:4.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -44,7 +45,7 @@ class PillowCodec:
     """Pillow's save options for a quality; picklable (a module-level function or
     :class:`QualityOptions`) so that the codec can encode in worker processes."""
     register_plugin: Callable[[], None] | None = None
-    """Loads the Pillow plugin that writes ``pillow_format``; idempotent."""
+    """Loads the Pillow plugin that writes ``pillow_format``, once per process."""
 
     def encode(self, pixels: np.ndarray, quality: float) -> bytes:
         if self.register_plugin is not None:  # also in a worker process
@@ -98,6 +99,7 @@ class MissingCodecError(RuntimeError):
     """A codec's library is not installed."""
 
 
+@functools.cache
 def _register_jxl() -> None:
     try:
         import pillow_jxl  # noqa: F401  (registers the JXL format with Pillow)
@@ -107,6 +109,7 @@ def _register_jxl() -> None:
         ) from None
 
 
+@functools.cache
 def _register_heif() -> None:
     try:
         import pillow_heif

@@ -198,9 +198,11 @@ def _encoder_pool(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
         yield pool
 
 
-def write_json(result: CodecResult, out_dir: str | Path) -> Path:
-    """Write ``<out_dir>/<name>.json`` (CompressAI schema) and return its path."""
-    return write_report(Path(out_dir) / f"{result.name}.json", result.to_json())
+def write_json(result: CodecResult, out_dir: str | Path) -> dict:
+    """Write ``<out_dir>/<name>.json`` (CompressAI schema) and return what it holds."""
+    report = result.to_json()
+    write_report(Path(out_dir) / f"{result.name}.json", report)
+    return report
 
 
 def write_report(path: str | Path, report: dict) -> Path:

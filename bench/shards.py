@@ -183,16 +183,14 @@ def main() -> None:
     for name in filter(None, args.baselines.split(",")):
         for curve_name, counter in ((name, len), raw_variant(name)):
             result = replace(sweep(get_codec(name), images, byte_counter=counter), name=curve_name)
-            write_json(result, args.out)
-            curves[curve_name] = result.curve()
+            curves[curve_name] = write_json(result, args.out)["results"]
         print(f"{name}: done", flush=True)
     for config in args.configs.split(","):
         result = config_sweep(
             config, images, qualities, args.preset, args.seconds_per_image,
             lambda message: print(message, flush=True),
         )  # fmt: skip
-        write_json(result, args.out)
-        curves[result.name] = result.curve()
+        curves[result.name] = write_json(result, args.out)["results"]
         encode_seconds[result.name] = sum(p.encoding_time for p in result.points)
     report = {
         "images": len(images),

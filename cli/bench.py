@@ -86,9 +86,9 @@ def bench(
                 on_point=advance,
                 jobs=jobs,
             )
-            write_json(result, out)
-            curves[codec.name] = result.curve()
-            image_curves[codec.name] = result.image_curves()
+            report = write_json(result, out)
+            curves[codec.name] = report["results"]
+            image_curves[codec.name] = report["per_image"]
 
     title = f"{folder.name}: {len(images)} images" + (f", {crop}px centre crop" if crop else "")
     names = [image.name for image in images]
