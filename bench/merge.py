@@ -10,9 +10,14 @@ and the plot are then computed from the merged curves. Runs that name their imag
 older runs hold only a count, so for them disjointness is the caller's word (the merged
 ``image_names`` is then null).
 
+A rerun of some images at some qualities (``--replace RERUN``, e.g. after a change that
+affects only those points) replaces those images' points at those qualities, codec by codec,
+before the merge; the runs it replaces into must hold per-image curves of every image they
+measured.
+
 Usage::
 
-    python -m inrstore.bench.merge RUN1 RUN2 ... --anchor webp --out MERGED
+    python -m inrstore.bench.merge RUN1 RUN2 ... --anchor webp --out MERGED [--replace RERUN ...]
 """
 
 from __future__ import annotations
@@ -119,13 +124,64 @@ def merge_curves(parts: Sequence[tuple[Curve, int]]) -> dict[str, list[float]]:
     return curve_from_rows(rows)
 
 
-def merge_runs(runs: Sequence[BenchRun], anchor: str, out: str | Path) -> dict[str, float]:
+def replace_points(runs: Sequence[BenchRun], rerun: BenchRun) -> list[BenchRun]:
+    """``runs`` with the points of ``rerun`` (images it names, at its qualities, for each of
+    its codecs) put in place of the same images' points; each changed run's ``results``
+    become the per-quality means of its per-image curves."""
+    owners = {name: index for index, run in enumerate(runs) for name in run.image_names or ()}
+    reports = [{codec: dict(report) for codec, report in run.reports.items()} for run in runs]
+    for codec in rerun.reports:
+        curves = rerun.image_curves(codec)
+        if not curves:
+            raise MergeError(f"{rerun.folder} does not name the images it measured")
+        for image, new in curves.items():
+            if image not in owners:
+                raise MergeError(f"{rerun.folder}: {image} is in none of the runs")
+            index = owners[image]
+            run = runs[index]
+            if codec not in reports[index]:
+                raise MergeError(f"{rerun.folder}: {run.folder} has no {codec} results")
+            report = reports[index][codec]
+            per_image = dict(report.get("per_image") or run.image_curves(codec))
+            if len(per_image) != run.images:
+                raise MergeError(f"{run.folder}: {codec} lacks per-image curves of its images")
+            per_image[image] = _with_points(per_image[image], new, f"{rerun.folder}: {image}")
+            report["per_image"] = per_image
+            report["results"] = merge_curves([(curve, 1) for curve in per_image.values()])
+    return [
+        BenchRun(run.folder, run.images, run.image_names, changed)
+        for run, changed in zip(runs, reports, strict=True)
+    ]
+
+
+def _with_points(curve: Curve, new: Curve, what: str) -> dict[str, list[float]]:
+    """``curve`` with its points at ``new``'s qualities taken from ``new``."""
+    rows = {
+        quality: {key: curve[key][index] for key in AVERAGED_KEYS} | {"quality": quality}
+        for index, quality in enumerate(curve["quality"])
+    }
+    for index, quality in enumerate(new["quality"]):
+        if quality not in rows:
+            raise MergeError(f"{what} was rerun at quality {quality:g}, which it lacks")
+        rows[quality] |= {key: new[key][index] for key in AVERAGED_KEYS}
+    return curve_from_rows(list(rows.values()))
+
+
+def merge_runs(
+    runs: Sequence[BenchRun],
+    anchor: str,
+    out: str | Path,
+    reruns: Sequence[BenchRun] = (),
+) -> dict[str, float]:
     """Write the merged JSON of every codec, ``bd-rate.json`` and ``rd-psnr.png`` to ``out``.
 
-    Every run must hold the same codecs; returns the BD-rates (PSNR) against ``anchor``.
+    Every run must hold the same codecs; ``reruns``' points replace those they remeasured
+    (:func:`replace_points`). Returns the BD-rates (PSNR) against ``anchor``.
     """
     if not runs:
         raise MergeError("no result folders to merge")
+    for rerun in reruns:
+        runs = replace_points(runs, rerun)
     codecs = list(runs[0].reports)
     for run in runs[1:]:
         if sorted(run.reports) != sorted(codecs):
@@ -138,6 +194,7 @@ def merge_runs(runs: Sequence[BenchRun], anchor: str, out: str | Path) -> dict[s
     names = _disjoint_names(runs)
     total = sum(run.images for run in runs)
     sources = [f"{run.folder.name} ({run.images} images)" for run in runs]
+    sources += [f"{rerun.folder.name} (replacing points)" for rerun in reruns]
     curves = {}
     image_curves = {}
     for name in codecs:
@@ -193,9 +250,18 @@ def main() -> None:
     parser.add_argument("folders", type=Path, nargs="+", help="inrstore bench result folders")
     parser.add_argument("--anchor", required=True, help="codec the BD-rates are measured against")
     parser.add_argument("--out", type=Path, required=True, help="folder for the merged results")
+    parser.add_argument(
+        "--replace",
+        type=Path,
+        action="append",
+        default=[],
+        help="a rerun folder whose points replace the same images' points (repeatable)",
+    )
     args = parser.parse_args()
     try:
-        bd_rates = merge_runs([load_run(folder) for folder in args.folders], args.anchor, args.out)
+        runs = [load_run(folder) for folder in args.folders]
+        reruns = [load_run(folder) for folder in args.replace]
+        bd_rates = merge_runs(runs, args.anchor, args.out, reruns)
     except MergeError as err:
         parser.exit(1, f"error: {err}\n")
     for name, rate in bd_rates.items():

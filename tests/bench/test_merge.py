@@ -145,3 +145,69 @@ def test_runs_without_image_names_still_merge_on_their_counts(
     summary_path.write_text(json.dumps(summary | {"image_names": ["a", "b"]}))
     with pytest.raises(MergeError, match="image_names are not 1 names"):
         load_run(folders[0])
+
+
+def _rerun(folder: Path, image: str, curve: dict[str, list[float]]) -> Path:
+    """A one-image result folder holding ``curve`` as ``webp``'s points for ``image``."""
+    folder.mkdir()
+    (folder / "bd-rate.json").write_text(json.dumps({"images": 1, "image_names": [image]}))
+    (folder / "webp.json").write_text(json.dumps({"name": "webp", "results": curve}))
+    return folder
+
+
+def test_a_rerun_replaces_its_points_and_the_means_follow(
+    kodak_samples: Path, tmp_path: Path
+) -> None:
+    first, rest, _ = _split(kodak_samples, tmp_path)
+    runs = [load_run(_bench(folder, tmp_path / f"out-{folder.name}")) for folder in (first, rest)]
+    image = runs[1].image_names[1]
+    old = runs[1].reports["webp"]["per_image"][image]
+    quality = old["quality"][0]
+    new = {key: [1.5 * old[key][0]] for key in AVERAGED_KEYS} | {"quality": [quality]}
+    rerun = load_run(_rerun(tmp_path / "rerun", image, new))
+    merge_runs(runs, "jpeg", tmp_path / "merged", [rerun])
+    merge_runs(runs, "jpeg", tmp_path / "plain")
+
+    def report(folder: str, codec: str) -> dict:
+        return json.loads((tmp_path / folder / f"{codec}.json").read_text())
+
+    merged, plain = report("merged", "webp"), report("plain", "webp")
+    for name, curve in merged["per_image"].items():
+        if name != image:
+            assert curve == plain["per_image"][name]
+    replaced = merged["per_image"][image]
+    for index, point_quality in enumerate(replaced["quality"]):
+        before = old["quality"].index(point_quality)
+        for key in AVERAGED_KEYS:
+            expected = new[key][0] if point_quality == quality else old[key][before]
+            assert replaced[key][index] == pytest.approx(expected, nan_ok=True), key
+    at = merged["results"]["quality"].index(quality)
+    means = [c["bpp"][c["quality"].index(quality)] for c in merged["per_image"].values()]
+    assert merged["results"]["bpp"][at] == pytest.approx(sum(means) / 4)
+    assert merged["results"]["bpp"][at] != pytest.approx(plain["results"]["bpp"][at])
+    assert report("merged", "jpeg")["results"] == report("plain", "jpeg")["results"]
+    summary = json.loads((tmp_path / "merged" / "bd-rate.json").read_text())
+    assert summary["merged_from"][-1] == "rerun (replacing points)"
+
+
+def test_a_rerun_that_does_not_fit_the_runs_is_refused(kodak_samples: Path, tmp_path: Path) -> None:
+    first, rest, _ = _split(kodak_samples, tmp_path)
+    folders = [_bench(folder, tmp_path / f"out-{folder.name}") for folder in (first, rest)]
+    runs = [load_run(folder) for folder in folders]
+    image = runs[1].image_names[0]
+    curve = runs[1].reports["webp"]["per_image"][image]
+    one_point = {key: values[:1] for key, values in curve.items()}
+    stranger = load_run(_rerun(tmp_path / "stranger", "elsewhere.png", one_point))
+    with pytest.raises(MergeError, match=r"elsewhere\.png is in none of the runs"):
+        merge_runs(runs, "jpeg", tmp_path / "merged", [stranger])
+    odd_quality = load_run(_rerun(tmp_path / "odd", image, one_point | {"quality": [1.5]}))
+    with pytest.raises(MergeError, match=r"rerun at quality 1\.5, which it lacks"):
+        merge_runs(runs, "jpeg", tmp_path / "merged", [odd_quality])
+    for path in folders[1].glob("*.json"):  # as written before per-image curves were
+        report = json.loads(path.read_text())
+        report.pop("per_image", None)
+        path.write_text(json.dumps(report))
+    fitting = load_run(_rerun(tmp_path / "fitting", image, one_point))
+    with pytest.raises(MergeError, match="webp lacks per-image curves"):
+        merge_runs([runs[0], load_run(folders[1])], "jpeg", tmp_path / "merged", [fitting])
+    assert not (tmp_path / "merged").exists()
