@@ -11,13 +11,14 @@ older runs hold only a count, so for them disjointness is the caller's word (the
 ``image_names`` is then null).
 
 A rerun of some images at some qualities (``--replace RERUN``, e.g. after a change that
-affects only those points) replaces those images' points at those qualities, codec by codec,
-before the merge; the runs it replaces into must hold per-image curves of every image they
-measured.
+affects only those points) replaces those images' points at those qualities, codec by codec
+(only the codecs ``--replace-codecs`` names, when given), before the merge; the runs it
+replaces into must hold per-image curves of every image they measured.
 
 Usage::
 
-    python -m inrstore.bench.merge RUN1 RUN2 ... --anchor webp --out MERGED [--replace RERUN ...]
+    python -m inrstore.bench.merge RUN1 RUN2 ... --anchor webp --out MERGED \
+        [--replace RERUN ...] [--replace-codecs CODEC,...]
 """
 
 from __future__ import annotations
@@ -124,13 +125,17 @@ def merge_curves(parts: Sequence[tuple[Curve, int]]) -> dict[str, list[float]]:
     return curve_from_rows(rows)
 
 
-def replace_points(runs: Sequence[BenchRun], rerun: BenchRun) -> list[BenchRun]:
+def replace_points(
+    runs: Sequence[BenchRun], rerun: BenchRun, codecs: Sequence[str] | None = None
+) -> list[BenchRun]:
     """``runs`` with the points of ``rerun`` (images it names, at its qualities, for each of
-    its codecs) put in place of the same images' points; each changed run's ``results``
-    become the per-quality means of its per-image curves."""
+    its codecs, or of those of ``codecs`` it holds) put in place of the same images' points;
+    each changed run's ``results`` become the per-quality means of its per-image curves."""
     owners = {name: index for index, run in enumerate(runs) for name in run.image_names or ()}
     reports = [{codec: dict(report) for codec, report in run.reports.items()} for run in runs]
     for codec in rerun.reports:
+        if codecs is not None and codec not in codecs:
+            continue
         curves = rerun.image_curves(codec)
         if not curves:
             raise MergeError(f"{rerun.folder} does not name the images it measured")
@@ -172,16 +177,18 @@ def merge_runs(
     anchor: str,
     out: str | Path,
     reruns: Sequence[BenchRun] = (),
+    replace_codecs: Sequence[str] | None = None,
 ) -> dict[str, float]:
     """Write the merged JSON of every codec, ``bd-rate.json`` and ``rd-psnr.png`` to ``out``.
 
-    Every run must hold the same codecs; ``reruns``' points replace those they remeasured
-    (:func:`replace_points`). Returns the BD-rates (PSNR) against ``anchor``.
+    Every run must hold the same codecs; ``reruns``' points (of ``replace_codecs`` only, when
+    given) replace those they remeasured (:func:`replace_points`). Returns the BD-rates
+    (PSNR) against ``anchor``.
     """
     if not runs:
         raise MergeError("no result folders to merge")
     for rerun in reruns:
-        runs = replace_points(runs, rerun)
+        runs = replace_points(runs, rerun, replace_codecs)
     codecs = list(runs[0].reports)
     for run in runs[1:]:
         if sorted(run.reports) != sorted(codecs):
@@ -257,11 +264,16 @@ def main() -> None:
         default=[],
         help="a rerun folder whose points replace the same images' points (repeatable)",
     )
+    parser.add_argument(
+        "--replace-codecs",
+        help="comma-separated codecs whose points the reruns replace (default: all they hold)",
+    )
     args = parser.parse_args()
     try:
         runs = [load_run(folder) for folder in args.folders]
         reruns = [load_run(folder) for folder in args.replace]
-        bd_rates = merge_runs(runs, args.anchor, args.out, reruns)
+        codecs = args.replace_codecs.split(",") if args.replace_codecs else None
+        bd_rates = merge_runs(runs, args.anchor, args.out, reruns, codecs)
     except MergeError as err:
         parser.exit(1, f"error: {err}\n")
     for name, rate in bd_rates.items():

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from inrstore.bench.merge import AVERAGED_KEYS, MergeError, load_run, merge_curves, merge_runs
+from inrstore.bench.merge import (
+    AVERAGED_KEYS,
+    MergeError,
+    load_run,
+    merge_curves,
+    merge_runs,
+    replace_points,
+)
 from inrstore.cli.app import app
 
 runner = CliRunner()
@@ -203,6 +210,7 @@ def test_a_rerun_that_does_not_fit_the_runs_is_refused(kodak_samples: Path, tmp_
     odd_quality = load_run(_rerun(tmp_path / "odd", image, one_point | {"quality": [1.5]}))
     with pytest.raises(MergeError, match=r"rerun at quality 1\.5, which it lacks"):
         merge_runs(runs, "jpeg", tmp_path / "merged", [odd_quality])
+    assert replace_points(runs, odd_quality, codecs=["jpeg"]) == runs
     for path in folders[1].glob("*.json"):  # as written before per-image curves were
         report = json.loads(path.read_text())
         report.pop("per_image", None)
