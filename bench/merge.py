@@ -133,9 +133,10 @@ def replace_points(
     each changed run's ``results`` become the per-quality means of its per-image curves."""
     owners = {name: index for index, run in enumerate(runs) for name in run.image_names or ()}
     reports = [{codec: dict(report) for codec, report in run.reports.items()} for run in runs]
-    for codec in rerun.reports:
-        if codecs is not None and codec not in codecs:
-            continue
+    chosen = [codec for codec in rerun.reports if codecs is None or codec in codecs]
+    if not chosen:
+        raise MergeError(f"{rerun.folder} holds none of the codecs {', '.join(codecs or ())}")
+    for codec in chosen:
         curves = rerun.image_curves(codec)
         if not curves:
             raise MergeError(f"{rerun.folder} does not name the images it measured")
