@@ -132,10 +132,10 @@ def replace_points(
     its codecs, or of those of ``codecs`` it holds) put in place of the same images' points;
     each changed run's ``results`` become the per-quality means of its per-image curves."""
     owners = {name: index for index, run in enumerate(runs) for name in run.image_names or ()}
-    reports = [{codec: dict(report) for codec, report in run.reports.items()} for run in runs]
     chosen = [codec for codec in rerun.reports if codecs is None or codec in codecs]
     if not chosen:
         raise MergeError(f"{rerun.folder} holds none of the codecs {', '.join(codecs or ())}")
+    edited: dict[tuple[int, str], dict[str, Curve]] = {}  # (run, codec) → its image curves
     for codec in chosen:
         curves = rerun.image_curves(codec)
         if not curves:
@@ -143,21 +143,28 @@ def replace_points(
         for image, new in curves.items():
             if image not in owners:
                 raise MergeError(f"{rerun.folder}: {image} is in none of the runs")
-            index = owners[image]
-            run = runs[index]
-            if codec not in reports[index]:
-                raise MergeError(f"{rerun.folder}: {run.folder} has no {codec} results")
-            report = reports[index][codec]
-            per_image = dict(report.get("per_image") or run.image_curves(codec))
-            if len(per_image) != run.images:
-                raise MergeError(f"{run.folder}: {codec} lacks per-image curves of its images")
-            per_image[image] = _with_points(per_image[image], new, f"{rerun.folder}: {image}")
-            report["per_image"] = per_image
-            report["results"] = merge_curves([(curve, 1) for curve in per_image.values()])
+            key = (owners[image], codec)
+            if key not in edited:
+                edited[key] = _per_image_curves(runs[owners[image]], codec)
+            edited[key][image] = _with_points(edited[key][image], new, f"{rerun.folder}: {image}")
+    reports = [dict(run.reports) for run in runs]
+    for (index, codec), per_image in edited.items():
+        results = merge_curves([(curve, 1) for curve in per_image.values()])
+        reports[index][codec] = reports[index][codec] | {"per_image": per_image, "results": results}
     return [
-        BenchRun(run.folder, run.images, run.image_names, changed)
-        for run, changed in zip(runs, reports, strict=True)
+        BenchRun(run.folder, run.images, run.image_names, report)
+        for run, report in zip(runs, reports, strict=True)
     ]
+
+
+def _per_image_curves(run: BenchRun, codec: str) -> dict[str, Curve]:
+    """A copy of ``run``'s per-image curves of ``codec``, which must cover all its images."""
+    if codec not in run.reports:
+        raise MergeError(f"{run.folder} has no {codec} results")
+    per_image = run.image_curves(codec)
+    if len(per_image) != run.images:
+        raise MergeError(f"{run.folder}: {codec} lacks per-image curves of its images")
+    return dict(per_image)
 
 
 def _with_points(curve: Curve, new: Curve, what: str) -> dict[str, list[float]]:

@@ -212,11 +212,11 @@ def test_a_rerun_that_does_not_fit_the_runs_is_refused(kodak_samples: Path, tmp_
         merge_runs(runs, "jpeg", tmp_path / "merged", [odd_quality])
     with pytest.raises(MergeError, match="holds none of the codecs jpeg"):
         replace_points(runs, odd_quality, codecs=["jpeg"])
-    webp_only = load_run(_rerun(tmp_path / "webp-only", image, one_point))
-    (webp_only.folder / "jpeg.json").write_text(
+    webp_only = _rerun(tmp_path / "webp-only", image, one_point)
+    (webp_only / "jpeg.json").write_text(
         json.dumps({"name": "jpeg", "results": one_point | {"quality": [1.5]}})
     )
-    assert replace_points(runs, load_run(webp_only.folder), codecs=["webp"])[0] == runs[0]
+    assert replace_points(runs, load_run(webp_only), codecs=["webp"])[0] == runs[0]
     for path in folders[1].glob("*.json"):  # as written before per-image curves were
         report = json.loads(path.read_text())
         report.pop("per_image", None)
