@@ -89,7 +89,7 @@ def encode_image(
     height, width, channels = pixels.shape
     zero_levels = zero_levels_for(chosen, pixels, lam, levels_for(height, width))
     arch = image_architecture(
-        height, width, channels, chosen.arm_levels, zero_levels, chosen.wide_arm
+        height, width, channels, chosen.arm_levels, zero_levels, chosen.wide_arm, chosen.prefilter
     )
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but no CUDA device is available")
@@ -203,7 +203,10 @@ def render_decoded(
 ) -> np.ndarray:
     """Pixels of decoded networks and grids at ``scale``, optionally inside ``crop``."""
     float_grids = [torch.from_numpy(grid.astype(np.float32)) for grid in grids]
-    return render(arch, modules["synthesis"].dequantized(), float_grids, scale, crop)
+    params = modules["synthesis"].dequantized()
+    if "upsampling" in modules:
+        params |= modules["upsampling"].dequantized()
+    return render(arch, params, float_grids, scale, crop)
 
 
 def decode_image(data: bytes, scale: float = 1.0, crop: Crop | None = None) -> np.ndarray:

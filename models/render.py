@@ -50,12 +50,14 @@ def _span(start: int, length: int, ratio: float, limit: int) -> tuple[int, int]:
 
 def render(
     arch: Architecture,
-    synthesis_params: Params,
+    params: Params,
     grids: list[torch.Tensor],
     scale: float = 1.0,
     crop: Crop | None = None,
 ) -> np.ndarray:
     """``uint8 (rows, cols, C)``: the image at ``scale``, or the part of it inside ``crop``.
+
+    ``params``: the synthesis's parameters and the grids' pre-filters where ``arch`` has them.
 
     A crop returns exactly the matching block of the full rendering (up to float rounding):
     it is computed with a one-pixel margin for the 3×3 convolution, and costs in proportion
@@ -87,12 +89,12 @@ def render(
     band = max(1, RENDER_BLOCK // (right - left))
     pieces = []
     with torch.no_grad():
-        sampler = GridSampler(grids, row_centres, col_centres)
+        sampler = GridSampler(grids, row_centres, col_centres, params)
         for start in range(row0, row0 + rows, band):
             stop = min(row0 + rows, start + band)
             first, last = max(top, start - 1), min(bottom, stop + 1)
             latents = sampler.rows(first - top, last - top)
-            image = synthesize(arch.synthesis, synthesis_params, latents)
+            image = synthesize(arch.synthesis, params, latents)
             pieces.append(image[:, start - first : stop - first, col0 - left : col0 - left + cols])
     block = torch.cat(pieces, dim=1)
     return (block.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()

@@ -1,11 +1,13 @@
-"""The single-image bitstream (format version 5; versions 1 to 4 are still read).
+"""The single-image bitstream (format version 6; versions 1 to 5 are still read).
 
 Layout, big-endian::
 
     magic "INRS" | version u8 | fixed header fields (FIELDS) |
-    version 5: the ARM's neighbour count u8 (12 or 24) |
-    quantization: versions 4 and 5: per parameter tensor of each present module
-        (synthesis, aru, arm, tensors in architecture order): u16 = exponent << 11 | scale code;
+    versions 5 and 6: the ARM's neighbour count u8 (12 or 24) |
+    version 6: pre-filters u8 (0: none, 1: every grid but the coarsest) |
+    quantization: versions 4 to 6: per parameter tensor of each present module
+        (upsampling, synthesis, aru, arm, tensors in architecture order):
+        u16 = exponent << 11 | scale code;
         versions 1-3: per present module: exponent u8, scale code u16 |
     parameter section length u32 | latent section length u32 |
     parameter section | latent section | CRC-32 of everything before it (u32)
@@ -22,7 +24,10 @@ step and Laplace scale, where earlier versions had one of each per module (a mod
 parameters then decode as tensors that all carry the module's step and scale, which codes
 the same symbols with the same model). Version 5 adds the pixel ARM's neighbourhood
 (:data:`~inrstore.models.core.context.ARM_WINDOWS`); earlier versions all have the
-12-neighbour one. Earlier bitstreams decode unchanged; nothing needs migrating.
+12-neighbour one. Version 6 adds the grids' learned pre-filters
+(:attr:`~inrstore.models.core.architecture.Architecture.prefilter`), coded as the
+``upsampling`` module before the synthesis; earlier versions have none. Earlier bitstreams
+decode unchanged; nothing needs migrating.
 """
 
 from __future__ import annotations
@@ -37,20 +42,22 @@ from inrstore.models.core.context import ARM_WINDOWS
 from inrstore.models.entropy.laplace import LOG_SCALE_MAX_INDEX, LOG_SCALE_MIN_INDEX
 
 MAGIC = b"INRS"
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 OLDEST_VERSION = 1
 MAX_PIXELS = 100_000_000
 """Largest image (H × W) a bitstream may declare."""
 MAX_WIDTH = 64
 """Largest network width a bitstream may declare (bounds decoding work and memory)."""
-MODULE_ORDER = ("synthesis", "aru", "arm")
+MODULE_ORDER = ("upsampling", "synthesis", "aru", "arm")
 MAX_EXPONENT = 24
 TENSOR_CODINGS_VERSION = 4
 """The first version that quantizes and codes each parameter tensor on its own."""
 ARM_CONTEXT_VERSION = 5
 """The first version that names the ARM's neighbourhood (earlier ones: 12 neighbours)."""
 LEGACY_ARM_CONTEXT = 12
-LATENT_CODING = {1: 1, 2: 2, 3: 3, 4: 3, 5: 3}
+PREFILTER_VERSION = 6
+"""The first version that may give the grids pre-filters (earlier ones: none)."""
+LATENT_CODING = {1: 1, 2: 2, 3: 3, 4: 3, 5: 3, 6: 3}
 """The latent coding (:mod:`~inrstore.models.entropy.coding`) of each format version."""
 MAX_TENSOR_EXPONENT = 16
 """Largest step exponent of a tensor (format 4): with weight and bias exponents in
@@ -79,6 +86,7 @@ PREFIX = Prefix(
     MAGIC, FORMAT_VERSION, "image", SIZE_FIELDS + NETWORK_FIELDS + LATENT_FIELDS, OLDEST_VERSION
 )
 _ARM_CONTEXT = struct.Struct(">B")
+_PREFILTER = struct.Struct(">B")
 _MODULE = struct.Struct(">BH")
 _TENSOR = struct.Struct(">H")
 _SECTIONS = struct.Struct(">II")
@@ -140,7 +148,11 @@ def pack_image(header: ImageHeader, parameters: bytes, latents: bytes) -> bytes:
         "prior_index": header.prior_index,
         "zero_flags": header.zero_flags,
     }
-    parts = [PREFIX.pack(values), _ARM_CONTEXT.pack(header.arch.arm_context)]
+    parts = [
+        PREFIX.pack(values),
+        _ARM_CONTEXT.pack(header.arch.arm_context),
+        _PREFILTER.pack(int(header.arch.prefilter)),
+    ]
     for name in tensor_names(header.arch):
         coding = header.tensors[name]
         if not 0 <= coding.exponent <= MAX_TENSOR_EXPONENT:
@@ -164,6 +176,13 @@ def unpack_image(data: bytes) -> tuple[ImageHeader, bytes, bytes]:
         if values["arm_context"] not in ARM_WINDOWS:
             raise BitstreamError(f"unknown ARM neighbourhood {values['arm_context']}")
         offset += _ARM_CONTEXT.size
+    values["prefilter"] = False
+    if version >= PREFILTER_VERSION:
+        (flag,) = read(_PREFILTER, data, offset, "pre-filter flag")
+        if flag > 1:
+            raise BitstreamError(f"unknown pre-filter kind {flag}")
+        values["prefilter"] = bool(flag)
+        offset += _PREFILTER.size
     arch = checked_arch(values)
     check_zero_flags(values["zero_flags"], arch)
     read_codings = _tensor_codings if version >= TENSOR_CODINGS_VERSION else _module_codings

@@ -128,6 +128,8 @@ def header_tag(header_bytes: bytes) -> int:
 def pack_header(header: ShardHeader, bases: bytes) -> bytes:
     if header.template.arm_context != LEGACY_ARM_CONTEXT:
         raise ValueError(f"shards code the {LEGACY_ARM_CONTEXT}-neighbour ARM only")
+    if header.template.prefilter:
+        raise ValueError("shards do not code pre-filters")
     values = {k: v for k, v in arch_values(header.template).items() if k not in ("height", "width")}
     parts = [HEADER_PREFIX.pack(values | {"bases": header.bases})]
     for name in present_modules(header.template):
@@ -144,7 +146,9 @@ def unpack_header(data: bytes) -> tuple[ShardHeader, bytes]:
     """Parse and validate a shard header; returns it and its basis section."""
     data = bytes(data)
     values = HEADER_PREFIX.unpack(data)
-    template = checked_arch(values | {"height": 1, "width": 1, "arm_context": LEGACY_ARM_CONTEXT})
+    template = checked_arch(
+        values | {"height": 1, "width": 1, "arm_context": LEGACY_ARM_CONTEXT, "prefilter": False}
+    )
     if sum(basis_counts(template, values["bases"])) > MAX_BASIS_INTEGERS:
         raise BitstreamError(
             f"shard header declares too many basis weights ({values['bases']} bases)"

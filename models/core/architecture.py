@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from inrstore.models.core.context import ARM_WINDOWS, ArmWindow, arm_shape, aru_shapes
 from inrstore.models.core.mlp import MLPShape
 from inrstore.models.core.synthesis import SynthesisShape
+from inrstore.models.core.upsample import PREFILTER_HALF, prefilter_name
 
 MAX_LEVELS = 7
 
@@ -47,6 +48,10 @@ class Architecture:
     arm_context: int = 12
     """Neighbours the pixel ARM reads (a key of :data:`~inrstore.models.core.context.
     ARM_WINDOWS`)."""
+    prefilter: bool = False
+    """Every grid but the coarsest passes through its own learned 7×7 separable pre-filter
+    before the interpolation (:func:`~inrstore.models.core.upsample.prefilter_rows`; the
+    ``upsampling`` module, image format 6)."""
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3, 4):
@@ -88,7 +93,12 @@ class Architecture:
     def modules(self) -> dict[str, dict[str, tuple[int, ...]]]:
         """Parameter shapes grouped by module (each module has its own quantization step)."""
         pass1, pass2 = self.aru
-        modules = {"synthesis": self.synthesis.parameter_shapes()}
+        modules: dict[str, dict[str, tuple[int, ...]]] = {}
+        if self.prefilter:
+            modules["upsampling"] = {
+                prefilter_name(level): (PREFILTER_HALF,) for level in range(self.levels - 1)
+            }
+        modules["synthesis"] = self.synthesis.parameter_shapes()
         if self.aru_levels:
             modules["aru"] = pass1.parameter_shapes("aru1.") | pass2.parameter_shapes("aru2.")
         if self.arm_levels:
@@ -125,6 +135,7 @@ def image_architecture(
     arm_levels: int,
     zero_levels: int = 0,
     wide_arm: bool = False,
+    prefilter: bool = False,
 ) -> Architecture:
     """The architecture of one image: :func:`levels_for` its size, ``arm_levels`` clipped to
     the grids below the coarsest, compact widths below :data:`COMPACT_BELOW_PIXELS` pixels.
@@ -136,7 +147,8 @@ def image_architecture(
     and decoder targets do not have.
 
     When the ``zero_levels`` finest grids (held at zero, not coded) include every ARM grid,
-    the image has no ARM at all, so its weights are neither trained nor stored.
+    the image has no ARM at all, so its weights are neither trained nor stored. ``prefilter``
+    gives every grid but the coarsest its learned pre-filter (:attr:`Architecture.prefilter`).
     """
     levels = levels_for(height, width)
     compact = height * width < COMPACT_BELOW_PIXELS
@@ -145,4 +157,6 @@ def image_architecture(
         arm_levels = levels - 1
         settings |= WIDE_ARM
     arm_levels = min(arm_levels, levels - 1) if arm_levels > zero_levels else 0
-    return Architecture(height, width, channels, levels, arm_levels, **settings)
+    return Architecture(
+        height, width, channels, levels, arm_levels, **settings, prefilter=prefilter
+    )

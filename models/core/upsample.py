@@ -13,6 +13,7 @@ import functools
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 CUBIC_A = -0.75
 """Keys' cubic convolution parameter (the value PyTorch and OpenCV use)."""
@@ -23,6 +24,61 @@ def _cubic(t: torch.Tensor) -> torch.Tensor:
     near = ((CUBIC_A + 2) * t - (CUBIC_A + 3)) * t * t + 1
     far = ((CUBIC_A * t - 5 * CUBIC_A) * t + 8 * CUBIC_A) * t - 4 * CUBIC_A
     return torch.where(t <= 1, near, torch.where(t < 2, far, torch.zeros_like(t)))
+
+
+PREFILTER_TAPS = 7
+"""Taps of each grid's learned pre-filter along each axis (symmetric: 4 free values)."""
+PREFILTER_HALF = PREFILTER_TAPS // 2 + 1
+PREFILTER_PREFIX = "ups."
+
+
+def prefilter_name(level: int) -> str:
+    """Parameter name of grid ``level``'s pre-filter: its ``(PREFILTER_HALF,)`` outer half,
+    centre tap last."""
+    return f"{PREFILTER_PREFIX}{level}"
+
+
+def identity_prefilter() -> torch.Tensor:
+    """The half-kernel of the identity pre-filter (a unit centre tap)."""
+    half = torch.zeros(PREFILTER_HALF)
+    half[-1] = 1.0
+    return half
+
+
+def prefilter_rows(
+    grid: torch.Tensor, half: torch.Tensor, first: int = 0, last: int | None = None
+) -> torch.Tensor:
+    """Rows ``first … last - 1`` of ``grid`` ``(h, w)`` after its learned pre-filter:
+    ``(grid + k ⊗ k * grid) / 2`` with ``k`` the symmetric 7-tap kernel of ``half`` and the
+    grid's border cells repeated outwards, ``(last - first, w)``.
+
+    With ``k`` the unit tap (the initial value) it is the identity. Half the sum of the grid
+    and a separable filtering of it: a learned smoothing or sharpening of each grid at its own
+    resolution before the interpolation, as Cool-chic's pre-concatenation filters. A band of
+    rows costs in proportion to its size and equals the same rows of the whole grid filtered.
+    """
+    height = grid.shape[0]
+    last = height if last is None else last
+    margin = PREFILTER_TAPS // 2
+    rows = torch.arange(first - margin, last + margin, device=grid.device).clamp(0, height - 1)
+    band = grid.index_select(0, rows)[None, None]
+    band = F.pad(band, (margin, margin, 0, 0), mode="replicate")
+    kernel = torch.cat([half, half[:-1].flip(0)]).to(grid.dtype)
+    filtered = F.conv2d(band, kernel.view(1, 1, -1, 1))
+    filtered = F.conv2d(filtered, kernel.view(1, 1, 1, -1))[0, 0]
+    return 0.5 * (grid[first:last] + filtered)
+
+
+def prefilter_grids(
+    grids: list[torch.Tensor], halves: dict[str, torch.Tensor], first_level: int = 0
+) -> list[torch.Tensor]:
+    """``grids`` (finest first, the first at ``first_level``) with each grid's pre-filter
+    applied where ``halves`` holds one (every grid but the coarsest, when the architecture
+    has pre-filters; none otherwise)."""
+    return [
+        prefilter_rows(grid, halves[name]) if (name := prefilter_name(level)) in halves else grid
+        for level, grid in enumerate(grids, start=first_level)
+    ]
 
 
 def cubic_taps(positions: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,10 +146,17 @@ class GridSampler:
     """
 
     def __init__(
-        self, grids: list[torch.Tensor], row_centres: torch.Tensor, col_centres: torch.Tensor
+        self,
+        grids: list[torch.Tensor],
+        row_centres: torch.Tensor,
+        col_centres: torch.Tensor,
+        prefilters: dict[str, torch.Tensor] | None = None,
     ) -> None:
         """``grids`` as for :func:`sample_grids`; ``row_centres`` ``(R,)`` are every output
-        row that :meth:`rows` may ask for, ``col_centres`` ``(C,)`` the output columns."""
+        row that :meth:`rows` may ask for, ``col_centres`` ``(C,)`` the output columns;
+        ``prefilters``: the grids' pre-filter halves by name, where the image has them (only
+        the rows read are filtered)."""
+        prefilters = prefilters or {}
         self._grids: list[_SampledGrid] = []
         for level, grid in enumerate(grids):
             step = float(2**level)
@@ -104,7 +167,9 @@ class GridSampler:
             else:
                 weight = weight.to(grid.dtype)
             first, last = int(index.min()), int(index.max()) + 1
-            columns = _interpolate_columns(grid[first:last], col_centres / step - 0.5)
+            half = prefilters.get(prefilter_name(level))
+            band = grid[first:last] if half is None else prefilter_rows(grid, half, first, last)
+            columns = _interpolate_columns(band, col_centres / step - 0.5)
             self._grids.append(_SampledGrid(columns, index - first, weight))
 
     def rows(self, start: int, stop: int) -> torch.Tensor:

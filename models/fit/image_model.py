@@ -12,7 +12,12 @@ from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.entropy_model import entropy_parameters
 from inrstore.models.core.mlp import Params
 from inrstore.models.core.synthesis import synthesize
-from inrstore.models.core.upsample import upsample_full
+from inrstore.models.core.upsample import (
+    PREFILTER_PREFIX,
+    identity_prefilter,
+    prefilter_grids,
+    upsample_full,
+)
 from inrstore.models.entropy.laplace import laplace_bits
 
 
@@ -44,7 +49,7 @@ class ImageModel:
         image at scale 2**-n, ``(C, h_n, w_n)`` (grid n's shape), from the grids n and up
         sampled at the centres of its cells (of 2**n × 2**n pixel blocks), the planes of the
         n finest grids zero. ``grids[:n]`` are not read."""
-        used = grids[coarser:]
+        used = prefilter_grids(grids[coarser:], params, coarser)
         latents = upsample_full(used, *used[0].shape)
         if coarser:
             skipped = latents.new_zeros((coarser, *latents.shape[1:]))
@@ -69,9 +74,12 @@ class ImageModel:
 
 def init_parameters(arch: Architecture, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """Weights uniform in ±1/√fan_in, biases zero; the entropy networks' last layers are zero,
-    so they start at μ = 0, σ = 1."""
+    so they start at μ = 0, σ = 1; pre-filters start as the identity."""
     params = {}
     for name, shape in arch.parameter_shapes().items():
+        if name.startswith(PREFILTER_PREFIX):
+            params[name] = identity_prefilter()
+            continue
         if len(shape) == 1 or _is_entropy_output_layer(arch, name):
             params[name] = torch.zeros(shape)
             continue

@@ -1,11 +1,11 @@
 """Choosing the networks' quantization steps by D + λR, after training.
 
 Two greedy stages with the latents hard-rounded, the cost being
-``MSE + λ (latent bits + parameter bits) / (H W)`` (the synthesis changes only the MSE, the
-entropy networks only the latents' bits; every parameter tensor is coded with its own
-Laplace scale and costs its header field too):
+``MSE + λ (latent bits + parameter bits) / (H W)`` (the pre-filters and the synthesis change
+only the MSE, the entropy networks only the latents' bits; every parameter tensor is coded
+with its own Laplace scale and costs its header field too):
 
-1. each module (synthesis, then the entropy networks) at one step: every exponent of
+1. each module (pre-filters, synthesis, then the entropy networks) at one step: every exponent of
    :data:`EXPONENTS` is tried and the cheapest kept;
 2. each tensor on its own (format 4), :data:`SWEEPS` passes in order: from its module's
    exponent, one step coarser while that lowers the cost, else one step finer while that
@@ -33,7 +33,7 @@ from inrstore.models.bitstream.image_format import (
 from inrstore.models.bitstream.parameters import parameter_bits, scale_code
 from inrstore.models.core.quantized import QuantizedModule
 from inrstore.models.core.synthesis import synthesize
-from inrstore.models.core.upsample import upsample_full
+from inrstore.models.core.upsample import prefilter_grids, upsample_full
 from inrstore.models.entropy.laplace import LATENT_MAX, LATENT_MIN, log_scale_index
 from inrstore.models.fit.image_model import ImageModel, to_unit
 from inrstore.models.fit.train import FittedImage
@@ -69,10 +69,9 @@ def quantize_networks(
     current = dict(fitted.params)
     chosen: dict[str, QuantizedModule] = {}
     with torch.no_grad():
-        dense = upsample_full(grids, arch.height, arch.width)
         target = to_unit(pixels)
         for name, shapes in arch.modules().items():
-            cost = _module_cost(name, fitted, grids, dense, target, dict(current))
+            cost = _module_cost(name, fitted, grids, target, dict(current))
             floats = {k: fitted.params[k] for k in shapes}
             module = min(
                 (QuantizedModule.quantize(floats, exponent) for exponent in EXPONENTS), key=cost
@@ -86,23 +85,28 @@ def _module_cost(
     name: str,
     fitted: FittedImage,
     grids: list[torch.Tensor],
-    dense: torch.Tensor,
     target: torch.Tensor,
     others: dict[str, torch.Tensor],
 ) -> Callable[[QuantizedModule], float]:
     """D + λR of the image with module ``name`` quantized as given and the other parameters
-    as in ``others``. ``dense``: the upsampled rounded latents ``(L, H, W)``; ``target``:
-    the image ``(C, H, W)`` in [0, 1]."""
+    as in ``others`` (the modules before it already quantized). ``grids``: the rounded
+    latents; ``target``: the image ``(C, H, W)`` in [0, 1]."""
     arch = fitted.arch
     model = ImageModel(arch, torch.device("cpu"))
     pixel_count = arch.height * arch.width
+
+    def dense_latents(params: dict[str, torch.Tensor]) -> torch.Tensor:
+        return upsample_full(prefilter_grids(grids, params), arch.height, arch.width)
+
+    dense = dense_latents(others)
 
     def cost(module: QuantizedModule) -> float:
         trial = others | module.dequantized()
         bits = module_bits(module)
         error = 0.0
-        if name == "synthesis":
-            error = float(torch.mean((synthesize(arch.synthesis, trial, dense) - target) ** 2))
+        if name in ("upsampling", "synthesis"):
+            latents = dense_latents(trial) if name == "upsampling" else dense
+            error = float(torch.mean((synthesize(arch.synthesis, trial, latents) - target) ** 2))
         else:
             bits += float(
                 model.latent_bits(trial, grids, fitted.prior_log_scale, fitted.zero_levels)

@@ -30,6 +30,8 @@ ZERO_LEVELS_KEY = "zero_levels"
 LAMBDA_KEY = "lambda"
 SETTING_KEYS = {ZERO_LEVELS_KEY, LAMBDA_KEY}
 """Keys of a set that describe how it was trained rather than a parameter."""
+WARM_MODULES = ("synthesis", "aru", "arm")
+"""The modules stored sets may hold; the grids' pre-filters always start as the identity."""
 
 
 @functools.cache
@@ -48,13 +50,14 @@ def stored_sets(path: Path = WEIGHTS_PATH) -> tuple[dict[str, np.ndarray], ...]:
 def warm_start_parameters(
     arch: Architecture, zero_levels: int, lam: float, path: Path = WEIGHTS_PATH
 ) -> dict[str, torch.Tensor]:
-    """Stored weights for each module of ``arch`` (synthesis, ARU, ARM) that a stored set
+    """Stored weights for each module of ``arch`` (:data:`WARM_MODULES`) that a stored set
     holds with exactly its parameter names and shapes; modules no set holds are left out
     (they start from the random draw). Sets are ranked once: those holding the whole
     architecture first, then those trained with the same ``zero_levels``, then by how close
     their λ is to ``lam`` on a log scale (then file order); each module comes from the first
     set in that order that holds it."""
-    shapes = arch.parameter_shapes()
+    modules = {name: shapes for name, shapes in arch.modules().items() if name in WARM_MODULES}
+    shapes = {name: shape for module in modules.values() for name, shape in module.items()}
 
     def holds(weights: dict[str, np.ndarray], wanted: dict[str, tuple[int, ...]]) -> bool:
         return all(
@@ -68,7 +71,7 @@ def warm_start_parameters(
 
     ranked = sorted(stored_sets(path), key=rank)
     chosen: dict[str, torch.Tensor] = {}
-    for module in arch.modules().values():
+    for module in modules.values():
         source = next((weights for weights in ranked if holds(weights, module)), None)
         if source is not None:
             chosen |= {name: torch.from_numpy(source[name].astype(np.float32)) for name in module}

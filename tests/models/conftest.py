@@ -12,7 +12,7 @@ from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.quantized import QuantizedModule
 from inrstore.models.fit.presets import Preset
 
-TINY_PRESET = Preset("test", iterations=60, arm_levels=1)
+TINY_PRESET = Preset("test", iterations=60, arm_levels=1, prefilter=True)
 
 
 def random_modules(arch: Architecture, seed: int) -> dict[str, QuantizedModule]:
@@ -45,5 +45,6 @@ def sample_pixels() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def tiny_bitstream(sample_pixels: np.ndarray) -> bytes:
-    """The sample encoded with a very short training run (one ARM grid, the rest ARU)."""
+    """The sample encoded with a very short training run (one ARM grid, the rest ARU, and the
+    grids' pre-filters)."""
     return encode_image(sample_pixels, TINY_PRESET, quality=80)

@@ -94,15 +94,21 @@ def test_forged_headers_with_valid_checksums_are_refused(
 def test_forged_tensor_steps_and_scales_are_refused(tiny_bitstream: bytes, packed: int) -> None:
     first, second = tensor_names(read_header(tiny_bitstream).arch)[:2]
     with pytest.raises(BitstreamError, match=f"invalid quantization of parameter {first}$"):
-        decode_image(_forge(tiny_bitstream, PREFIX.size + 1, "H", packed))
+        decode_image(_forge(tiny_bitstream, PREFIX.size + 2, "H", packed))
     with pytest.raises(BitstreamError, match=f"invalid quantization of parameter {second}$"):
-        decode_image(_forge(tiny_bitstream, PREFIX.size + 3, "H", packed))
+        decode_image(_forge(tiny_bitstream, PREFIX.size + 4, "H", packed))
 
 
 @pytest.mark.parametrize("neighbours", [0, 13, 255])
 def test_forged_arm_neighbourhoods_are_refused(tiny_bitstream: bytes, neighbours: int) -> None:
     with pytest.raises(BitstreamError, match=f"unknown ARM neighbourhood {neighbours}$"):
         decode_image(_forge(tiny_bitstream, PREFIX.size, "B", neighbours))
+
+
+@pytest.mark.parametrize("kind", [2, 255])
+def test_forged_prefilter_kinds_are_refused(tiny_bitstream: bytes, kind: int) -> None:
+    with pytest.raises(BitstreamError, match=f"unknown pre-filter kind {kind}$"):
+        decode_image(_forge(tiny_bitstream, PREFIX.size + 1, "B", kind))
 
 
 def test_steps_and_scales_the_format_cannot_hold_are_refused_when_writing(
@@ -134,7 +140,8 @@ def test_header_round_trip(tiny_bitstream: bytes) -> None:
     # A small image: its preset's ARM covers every grid below the coarsest (no ARU).
     assert header.arch.levels == 4 and header.arch.arm_levels == 3
     assert header.arch.arm_context == 24
-    assert set(header.modules) == {"synthesis", "arm"}
+    assert set(header.modules) == {"upsampling", "synthesis", "arm"}
+    assert header.arch.prefilter
     assert list(header.tensors) == tensor_names(header.arch)
     assert set(header.tensors) == set(header.arch.parameter_shapes())
     assert all(0 <= coding.exponent <= MAX_TENSOR_EXPONENT for coding in header.tensors.values())

@@ -9,7 +9,11 @@ from inrstore.models.core.architecture import grid_shape
 from inrstore.models.core.upsample import (
     GridSampler,
     cubic_taps,
+    identity_prefilter,
     pixel_centres,
+    prefilter_grids,
+    prefilter_name,
+    prefilter_rows,
     sample_grids,
     upsample_full,
 )
@@ -63,3 +67,48 @@ def test_any_band_of_any_scale_matches_the_bicubic_definition(scale: float) -> N
     middle = slice(rows // 3, rows // 3 + max(1, rows // 4))
     band = sampler.rows(middle.start, middle.stop)
     torch.testing.assert_close(band, expected[:, middle], rtol=0, atol=1e-5)
+
+
+def _direct_prefilter(grid: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
+    """(grid + k ⊗ k * grid) / 2 cell by cell, border cells repeated outwards."""
+    kernel = torch.cat([half, half[:-1].flip(0)])
+    height, width = grid.shape
+    out = torch.zeros_like(grid)
+    for y in range(height):
+        for x in range(width):
+            total = 0.0
+            for i in range(7):
+                for j in range(7):
+                    row, col = min(max(y + i - 3, 0), height - 1), min(max(x + j - 3, 0), width - 1)
+                    total += kernel[i] * kernel[j] * grid[row, col]
+            out[y, x] = 0.5 * (grid[y, x] + total)
+    return out
+
+
+def test_prefilter_is_the_identity_at_first_and_a_band_equals_the_whole_grid_filtered() -> None:
+    generator = torch.Generator().manual_seed(3)
+    grid = torch.randn(9, 5, generator=generator)
+    assert torch.equal(prefilter_rows(grid, identity_prefilter()), grid)
+    half = torch.randn(4, generator=generator)
+    whole = prefilter_rows(grid, half)
+    torch.testing.assert_close(whole, _direct_prefilter(grid, half), rtol=0, atol=1e-5)
+    for first, last in [(0, 1), (2, 6), (7, 9)]:
+        torch.testing.assert_close(prefilter_rows(grid, half, first, last), whole[first:last])
+
+
+@pytest.mark.parametrize("scale", [0.37, 1.0, 2.5])
+def test_sampling_prefiltered_grids_reads_only_the_rows_it_needs(scale: float) -> None:
+    height, width = 45, 70
+    generator = torch.Generator().manual_seed(4)
+    grids = [
+        torch.randn(grid_shape(height, width, level), generator=generator) for level in range(5)
+    ]
+    halves = {prefilter_name(level): torch.randn(4, generator=generator) for level in range(4)}
+    filtered = prefilter_grids(grids, halves)
+    assert torch.equal(filtered[4], grids[4])  # the coarsest grid has no pre-filter
+    assert not torch.allclose(filtered[0], grids[0])
+    rows, cols = max(1, round(height * scale)), max(1, round(width * scale))
+    row_centres, col_centres = pixel_centres(0, rows, scale), pixel_centres(0, cols, scale)
+    expected = sample_grids(filtered, row_centres, col_centres)
+    sampler = GridSampler(grids, row_centres[5:], col_centres, halves)
+    torch.testing.assert_close(sampler.rows(0, rows - 5), expected[:, 5:], rtol=0, atol=1e-5)
