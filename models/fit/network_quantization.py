@@ -98,14 +98,14 @@ def _module_cost(
     def dense_latents(params: dict[str, torch.Tensor]) -> torch.Tensor:
         return upsample_full(prefilter_grids(grids, params), arch.height, arch.width)
 
-    dense = dense_latents(others)
+    dense = dense_latents(others) if name == "synthesis" else None
 
     def cost(module: QuantizedModule) -> float:
         trial = others | module.dequantized()
         bits = module_bits(module)
         error = 0.0
         if name in ("upsampling", "synthesis"):
-            latents = dense_latents(trial) if name == "upsampling" else dense
+            latents = dense_latents(trial) if dense is None else dense
             error = float(torch.mean((synthesize(arch.synthesis, trial, latents) - target) ** 2))
         else:
             bits += float(
