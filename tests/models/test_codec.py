@@ -111,3 +111,25 @@ def test_zero_levels_leave_the_finest_grid_uncoded(sample_pixels: np.ndarray) ->
     header = read_header(data)
     assert header.zero_flags & 1
     assert psnr(sample_pixels, decode_image(data)) > 18.0
+
+
+def test_decoding_renders_what_training_reconstructs(tiny_bitstream: bytes) -> None:
+    """The decoder's sampler (bands, pre-filtered rows) and the training model (whole grids,
+    dense matrices) agree on the same quantized networks and latents."""
+    import torch
+
+    from inrstore.models.codec import decode_latent_state
+    from inrstore.models.core.upsample import identity_prefilter
+    from inrstore.models.fit.image_model import ImageModel
+
+    header, modules, grids = decode_latent_state(tiny_bitstream)
+    params = modules["synthesis"].dequantized() | modules["upsampling"].dequantized()
+    assert any(
+        not torch.equal(half, identity_prefilter())
+        for half in modules["upsampling"].dequantized().values()
+    )
+    float_grids = [torch.from_numpy(grid.astype(np.float32)) for grid in grids]
+    with torch.no_grad():
+        model = ImageModel(header.arch, torch.device("cpu")).reconstruct(params, float_grids)
+    expected = (model.clamp(0, 1) * 255).round().permute(1, 2, 0).numpy()
+    assert np.abs(decode_image(tiny_bitstream).astype(int) - expected).max() <= 1

@@ -121,12 +121,15 @@ def test_forged_header_fields_with_valid_checksums_are_refused(shard) -> None:
         read_shard_header(_reseal(shard.header, 4, ">B", 9))
 
 
-def test_shards_refuse_to_write_an_arm_their_format_cannot_name(shard) -> None:
+def test_shards_refuse_to_write_what_their_format_cannot_name(shard) -> None:
     header, bases = unpack_header(shard.header)
     assert pack_header(header, bases) == shard.header
     wide = replace(header, template=replace(header.template, arm_context=24))
     with pytest.raises(ValueError, match="shards code the 12-neighbour ARM only"):
         pack_header(wide, bases)
+    filtered = replace(header, template=replace(header.template, prefilter=True))
+    with pytest.raises(ValueError, match="shards do not code pre-filters"):
+        pack_header(filtered, bases)
 
 
 def test_mixed_channel_counts_are_refused(images) -> None:
