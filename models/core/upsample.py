@@ -4,7 +4,9 @@ A grid at level ``l`` covers the image with cells of ``2**l`` original pixels. A
 pixel whose centre lies at ``y`` (in original pixel units) reads grid ``l`` at the continuous
 index ``y / 2**l - 0.5``. Interpolation is separable, four taps per output row and column, so the
 cost is ``O(4 × R × C)`` per grid for ``R × C`` output pixels: crops and small scales are cheap,
-and the same code serves training (scale 1) and any-scale decoding.
+and the same code serves training (scale 1) and any-scale decoding. Where the architecture
+has them (format 6), each grid but the coarsest first passes through its learned pre-filter
+(:func:`prefilter_rows`), at the grid's own resolution and only over the rows read.
 """
 
 from __future__ import annotations
