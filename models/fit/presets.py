@@ -32,7 +32,7 @@ class Preset:
     """Give every grid but the coarsest a learned pre-filter
     (:attr:`~inrstore.models.core.architecture.Architecture.prefilter`; single images only).
     ``best`` has them: on the kodim23 crop at quality 50 (its 300 s, one thread, two runs side
-    by side, D + λR from the bitstream) they measured −5.4% and −4.6% (seeds 0 and 1), and
+    by side, D + λR from the bitstream) they measured −5.4%, −4.6% and −2.8% (seeds 0–2), and
     −1.8% on the whole kodim23 (614 s, seed 0); ``default`` does not, at +2.2% and +0.2% on
     the crop in its 114 s."""
     finest_grid_bpp: float | None = None
