@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 __all__ = ["BitstreamError", "Crop", "decode_image", "encode_image", "read_header"]
 
+RENDERING_MODULES = ("upsampling", "synthesis")
+"""The modules that turn decoded grids into pixels (the others only code the grids)."""
+
 
 def as_pixels(image: np.ndarray) -> np.ndarray:
     """Validate an image array: ``uint8`` ``(H, W)`` or ``(H, W, C)`` with C in {1, 3, 4}."""
@@ -203,9 +206,12 @@ def render_decoded(
 ) -> np.ndarray:
     """Pixels of decoded networks and grids at ``scale``, optionally inside ``crop``."""
     float_grids = [torch.from_numpy(grid.astype(np.float32)) for grid in grids]
-    params = modules["synthesis"].dequantized()
-    if "upsampling" in modules:
-        params |= modules["upsampling"].dequantized()
+    params = {
+        name: value
+        for module in RENDERING_MODULES
+        if module in modules
+        for name, value in modules[module].dequantized().items()
+    }
     return render(arch, params, float_grids, scale, crop)
 
 

@@ -49,12 +49,19 @@ class ImageModel:
         image at scale 2**-n, ``(C, h_n, w_n)`` (grid n's shape), from the grids n and up
         sampled at the centres of its cells (of 2**n × 2**n pixel blocks), the planes of the
         n finest grids zero. ``grids[:n]`` are not read."""
+        return synthesize(self.arch.synthesis, params, self.dense_latents(params, grids, coarser))
+
+    def dense_latents(
+        self, params: Params, grids: list[torch.Tensor], coarser: int = 0
+    ) -> torch.Tensor:
+        """The synthesis's input ``(L, h_n, w_n)`` for :meth:`reconstruct`: the grids, through
+        their pre-filters where ``params`` hold them, sampled at every pixel of scale 2**-n."""
         used = prefilter_grids(grids[coarser:], params, coarser)
         latents = upsample_full(used, *used[0].shape)
         if coarser:
             skipped = latents.new_zeros((coarser, *latents.shape[1:]))
             latents = torch.cat([skipped, latents])
-        return synthesize(self.arch.synthesis, params, latents)
+        return latents
 
     def latent_bits(
         self,

@@ -33,7 +33,6 @@ from inrstore.models.bitstream.image_format import (
 from inrstore.models.bitstream.parameters import parameter_bits, scale_code
 from inrstore.models.core.quantized import QuantizedModule
 from inrstore.models.core.synthesis import synthesize
-from inrstore.models.core.upsample import prefilter_grids, upsample_full
 from inrstore.models.entropy.laplace import LATENT_MAX, LATENT_MIN, log_scale_index
 from inrstore.models.fit.image_model import ImageModel, to_unit
 from inrstore.models.fit.train import FittedImage
@@ -95,18 +94,17 @@ def _module_cost(
     model = ImageModel(arch, torch.device("cpu"))
     pixel_count = arch.height * arch.width
 
-    def dense_latents(params: dict[str, torch.Tensor]) -> torch.Tensor:
-        return upsample_full(prefilter_grids(grids, params), arch.height, arch.width)
-
-    dense = dense_latents(others) if name == "synthesis" else None
+    # The synthesis's trials all read the same input: sample the grids once.
+    dense = model.dense_latents(others, grids) if name == "synthesis" else None
 
     def cost(module: QuantizedModule) -> float:
         trial = others | module.dequantized()
         bits = module_bits(module)
         error = 0.0
-        if name in ("upsampling", "synthesis"):
-            latents = dense_latents(trial) if dense is None else dense
-            error = float(torch.mean((synthesize(arch.synthesis, trial, latents) - target) ** 2))
+        if name == "synthesis":
+            error = float(torch.mean((synthesize(arch.synthesis, trial, dense) - target) ** 2))
+        elif name == "upsampling":
+            error = float(torch.mean((model.reconstruct(trial, grids) - target) ** 2))
         else:
             bits += float(
                 model.latent_bits(trial, grids, fitted.prior_log_scale, fitted.zero_levels)
