@@ -92,7 +92,14 @@ def encode_image(
     height, width, channels = pixels.shape
     zero_levels = zero_levels_for(chosen, pixels, lam, levels_for(height, width))
     arch = image_architecture(
-        height, width, channels, chosen.arm_levels, zero_levels, chosen.wide_arm, chosen.prefilter
+        height,
+        width,
+        channels,
+        chosen.arm_levels,
+        zero_levels,
+        chosen.wide_arm,
+        chosen.prefilter,
+        chosen.synthesis,
     )
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but no CUDA device is available")

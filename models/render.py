@@ -16,8 +16,9 @@ MIN_SCALE, MAX_SCALE = 1.0 / 16.0, 8.0
 MAX_OUTPUT_PIXELS = 400_000_000
 
 RENDER_BLOCK = 65536
-"""Pixels per band of rows rendered at once (plus a margin row on each side for the 3×3
-convolution): a band's activations stay in the CPU's cache, about 2× faster than one pass."""
+"""Pixels per band of rows rendered at once (plus the synthesis's margin rows on each side
+for its 3×3 convolutions): a band's activations stay in the CPU's cache, about 2× faster than
+one pass."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ def render(
     ``params``: the synthesis's parameters and the grids' pre-filters where ``arch`` has them.
 
     A crop returns exactly the matching block of the full rendering (up to float rounding):
-    it is computed with a one-pixel margin for the 3×3 convolution, and costs in proportion
+    it is computed with the synthesis's margin (a pixel per 3×3 convolution,
+    :attr:`~inrstore.models.core.synthesis.SynthesisShape.margin`), and costs in proportion
     to the pixels it returns. Rows are rendered in bands of about :data:`RENDER_BLOCK`
     pixels, each with the same margin.
     """
@@ -82,8 +84,10 @@ def render(
     row_ratio, col_ratio = full_rows / arch.height, full_cols / arch.width
     row0, rows = _span(crop.y, crop.h, row_ratio, full_rows)
     col0, cols = _span(crop.x, crop.w, col_ratio, full_cols)
-    top, left = max(0, row0 - 1), max(0, col0 - 1)
-    bottom, right = min(full_rows, row0 + rows + 1), min(full_cols, col0 + cols + 1)
+    margin = arch.synthesis.margin
+    top, left = max(0, row0 - margin), max(0, col0 - margin)
+    bottom = min(full_rows, row0 + rows + margin)
+    right = min(full_cols, col0 + cols + margin)
     row_centres = pixel_centres(top, bottom - top, row_ratio)
     col_centres = pixel_centres(left, right - left, col_ratio)
     band = max(1, RENDER_BLOCK // (right - left))
@@ -92,7 +96,7 @@ def render(
         sampler = GridSampler(grids, row_centres, col_centres, params)
         for start in range(row0, row0 + rows, band):
             stop = min(row0 + rows, start + band)
-            first, last = max(top, start - 1), min(bottom, stop + 1)
+            first, last = max(top, start - margin), min(bottom, stop + margin)
             latents = sampler.rows(first - top, last - top)
             image = synthesize(arch.synthesis, params, latents)
             pieces.append(image[:, start - first : stop - first, col0 - left : col0 - left + cols])

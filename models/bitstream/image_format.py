@@ -1,11 +1,12 @@
-"""The single-image bitstream (format version 6; versions 1 to 5 are still read).
+"""The single-image bitstream (format version 7; versions 1 to 6 are still read).
 
 Layout, big-endian::
 
     magic "INRS" | version u8 | fixed header fields (FIELDS) |
     versions 5 and 6: the ARM's neighbour count u8 (12 or 24) |
-    version 6: pre-filters u8 (0: none, 1: every grid but the coarsest) |
-    quantization: versions 4 to 6: per parameter tensor of each present module
+    versions 6 and 7: pre-filters u8 (0: none, 1: every grid but the coarsest) |
+    version 7: synthesis kind u8 (the index in SYNTHESIS_KINDS: 0 mixed, 1 refine) |
+    quantization: versions 4 to 7: per parameter tensor of each present module
         (upsampling, synthesis, aru, arm, tensors in architecture order):
         u16 = exponent << 11 | scale code;
         versions 1-3: per present module: exponent u8, scale code u16 |
@@ -26,8 +27,9 @@ the same symbols with the same model). Version 5 adds the pixel ARM's neighbourh
 (:data:`~inrstore.models.core.context.ARM_WINDOWS`); earlier versions all have the
 12-neighbour one. Version 6 adds the grids' learned pre-filters
 (:attr:`~inrstore.models.core.architecture.Architecture.prefilter`), coded as the
-``upsampling`` module before the synthesis; earlier versions have none. Earlier bitstreams
-decode unchanged; nothing needs migrating.
+``upsampling`` module before the synthesis; earlier versions have none. Version 7 names the
+synthesis's kind (:data:`~inrstore.models.core.synthesis.SYNTHESIS_KINDS`); earlier versions
+all have the ``mixed`` one. Earlier bitstreams decode unchanged; nothing needs migrating.
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ from inrstore.models.bitstream.errors import BitstreamError
 from inrstore.models.bitstream.fields import Field, Prefix, read, seal, split_sections
 from inrstore.models.core.architecture import MAX_LEVELS, Architecture
 from inrstore.models.core.context import ARM_WINDOWS
+from inrstore.models.core.synthesis import SYNTHESIS_KINDS
 from inrstore.models.entropy.laplace import LOG_SCALE_MAX_INDEX, LOG_SCALE_MIN_INDEX
 
 MAGIC = b"INRS"
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 OLDEST_VERSION = 1
 MAX_PIXELS = 100_000_000
 """Largest image (H × W) a bitstream may declare."""
@@ -57,7 +60,9 @@ ARM_CONTEXT_VERSION = 5
 LEGACY_ARM_CONTEXT = 12
 PREFILTER_VERSION = 6
 """The first version that may give the grids pre-filters (earlier ones: none)."""
-LATENT_CODING = {1: 1, 2: 2, 3: 3, 4: 3, 5: 3, 6: 3}
+SYNTHESIS_KIND_VERSION = 7
+"""The first version that names the synthesis's kind (earlier ones: ``mixed``)."""
+LATENT_CODING = {1: 1, 2: 2, 3: 3, 4: 3, 5: 3, 6: 3, 7: 3}
 """The latent coding (:mod:`~inrstore.models.entropy.coding`) of each format version."""
 MAX_TENSOR_EXPONENT = 16
 """Largest step exponent of a tensor (format 4): with weight and bias exponents in
@@ -87,6 +92,7 @@ PREFIX = Prefix(
 )
 _ARM_CONTEXT = struct.Struct(">B")
 _PREFILTER = struct.Struct(">B")
+_SYNTHESIS_KIND = struct.Struct(">B")
 _MODULE = struct.Struct(">BH")
 _TENSOR = struct.Struct(">H")
 _SECTIONS = struct.Struct(">II")
@@ -152,6 +158,7 @@ def pack_image(header: ImageHeader, parameters: bytes, latents: bytes) -> bytes:
         PREFIX.pack(values),
         _ARM_CONTEXT.pack(header.arch.arm_context),
         _PREFILTER.pack(int(header.arch.prefilter)),
+        _SYNTHESIS_KIND.pack(SYNTHESIS_KINDS.index(header.arch.synthesis_kind)),
     ]
     for name in tensor_names(header.arch):
         coding = header.tensors[name]
@@ -183,6 +190,13 @@ def unpack_image(data: bytes) -> tuple[ImageHeader, bytes, bytes]:
             raise BitstreamError(f"unknown pre-filter kind {flag}")
         values["prefilter"] = bool(flag)
         offset += _PREFILTER.size
+    values["synthesis_kind"] = SYNTHESIS_KINDS[0]
+    if version >= SYNTHESIS_KIND_VERSION:
+        (kind,) = read(_SYNTHESIS_KIND, data, offset, "synthesis kind")
+        if kind >= len(SYNTHESIS_KINDS):
+            raise BitstreamError(f"unknown synthesis kind {kind}")
+        values["synthesis_kind"] = SYNTHESIS_KINDS[kind]
+        offset += _SYNTHESIS_KIND.size
     arch = checked_arch(values)
     check_zero_flags(values["zero_flags"], arch)
     read_codings = _tensor_codings if version >= TENSOR_CODINGS_VERSION else _module_codings

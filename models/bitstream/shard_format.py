@@ -130,6 +130,8 @@ def pack_header(header: ShardHeader, bases: bytes) -> bytes:
         raise ValueError(f"shards code the {LEGACY_ARM_CONTEXT}-neighbour ARM only")
     if header.template.prefilter:
         raise ValueError("shards do not code pre-filters")
+    if header.template.synthesis_kind != "mixed":
+        raise ValueError("shards code the mixed synthesis only")
     values = {k: v for k, v in arch_values(header.template).items() if k not in ("height", "width")}
     parts = [HEADER_PREFIX.pack(values | {"bases": header.bases})]
     for name in present_modules(header.template):
@@ -147,7 +149,14 @@ def unpack_header(data: bytes) -> tuple[ShardHeader, bytes]:
     data = bytes(data)
     values = HEADER_PREFIX.unpack(data)
     template = checked_arch(
-        values | {"height": 1, "width": 1, "arm_context": LEGACY_ARM_CONTEXT, "prefilter": False}
+        values
+        | {
+            "height": 1,
+            "width": 1,
+            "arm_context": LEGACY_ARM_CONTEXT,
+            "prefilter": False,
+            "synthesis_kind": "mixed",
+        }
     )
     if sum(basis_counts(template, values["bases"])) > MAX_BASIS_INTEGERS:
         raise BitstreamError(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from inrstore.models.core.context import ARM_WINDOWS, ArmWindow, arm_shape, aru_shapes
 from inrstore.models.core.mlp import MLPShape
-from inrstore.models.core.synthesis import SynthesisShape
+from inrstore.models.core.synthesis import SYNTHESIS_KINDS, SynthesisShape
 from inrstore.models.core.upsample import PREFILTER_HALF, prefilter_name
 
 MAX_LEVELS = 7
@@ -52,6 +52,9 @@ class Architecture:
     """Every grid but the coarsest passes through its own learned 7×7 separable pre-filter
     before the interpolation (:func:`~inrstore.models.core.upsample.prefilter_rows`; the
     ``upsampling`` module, image format 6)."""
+    synthesis_kind: str = "mixed"
+    """One of :data:`~inrstore.models.core.synthesis.SYNTHESIS_KINDS` (image format 7 names
+    it; earlier formats and shards have the ``mixed`` one)."""
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3, 4):
@@ -63,11 +66,19 @@ class Architecture:
         if self.arm_context not in ARM_WINDOWS:
             known = ", ".join(map(str, ARM_WINDOWS))
             raise ValueError(f"arm_context must be one of {known}, not {self.arm_context}")
+        if self.synthesis_kind not in SYNTHESIS_KINDS:
+            known = ", ".join(SYNTHESIS_KINDS)
+            raise ValueError(f"synthesis_kind must be one of {known}, not {self.synthesis_kind!r}")
 
     @property
     def synthesis(self) -> SynthesisShape:
         return SynthesisShape(
-            self.levels, self.channels, self.head_hidden, self.features, self.tail_hidden
+            self.levels,
+            self.channels,
+            self.head_hidden,
+            self.features,
+            self.tail_hidden,
+            self.synthesis_kind,
         )
 
     @property
@@ -128,6 +139,10 @@ whole kodim23 (``best``, quality 50) D + λR by 5% (``bench/HISTORY.md``, "A wid
 every grid")."""
 
 
+REFINE_HIDDEN = 40
+"""Hidden width of the ``refine`` synthesis (Cool-chic 5's "hop" decoder's)."""
+
+
 def image_architecture(
     height: int,
     width: int,
@@ -136,6 +151,7 @@ def image_architecture(
     zero_levels: int = 0,
     wide_arm: bool = False,
     prefilter: bool = False,
+    synthesis_kind: str = "mixed",
 ) -> Architecture:
     """The architecture of one image: :func:`levels_for` its size, ``arm_levels`` clipped to
     the grids below the coarsest, compact widths below :data:`COMPACT_BELOW_PIXELS` pixels.
@@ -148,7 +164,9 @@ def image_architecture(
 
     When the ``zero_levels`` finest grids (held at zero, not coded) include every ARM grid,
     the image has no ARM at all, so its weights are neither trained nor stored. ``prefilter``
-    gives every grid but the coarsest its learned pre-filter (:attr:`Architecture.prefilter`).
+    gives every grid but the coarsest its learned pre-filter (:attr:`Architecture.prefilter`);
+    ``synthesis_kind`` names the synthesis (:attr:`Architecture.synthesis_kind`; the
+    ``refine`` one is :data:`REFINE_HIDDEN` wide).
     """
     levels = levels_for(height, width)
     compact = height * width < COMPACT_BELOW_PIXELS
@@ -157,6 +175,15 @@ def image_architecture(
         arm_levels = levels - 1
         settings |= WIDE_ARM
     arm_levels = min(arm_levels, levels - 1) if arm_levels > zero_levels else 0
+    if synthesis_kind == "refine":
+        settings["head_hidden"] = REFINE_HIDDEN
     return Architecture(
-        height, width, channels, levels, arm_levels, **settings, prefilter=prefilter
+        height,
+        width,
+        channels,
+        levels,
+        arm_levels,
+        **settings,
+        prefilter=prefilter,
+        synthesis_kind=synthesis_kind,
     )

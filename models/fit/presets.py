@@ -35,6 +35,11 @@ class Preset:
     by side, D + λR from the bitstream) they measured −5.4%, −4.6% and −2.8% (seeds 0–2), and
     −1.8% on the whole kodim23 (614 s, seed 0); ``default`` does not, at +2.2% and +0.2% on
     the crop in its 114 s."""
+    synthesis: str = "mixed"
+    """The synthesis's kind (:data:`~inrstore.models.core.synthesis.SYNTHESIS_KINDS`; single
+    images only). ``best`` has the ``refine`` one: on the kodim23 crop at quality 50 (its
+    300 s, the finest grid kept, one thread, two runs side by side, D + λR from the bitstream)
+    it measured −2.1% and −2.5% (seeds 0 and 1) against ``mixed``."""
     finest_grid_bpp: float | None = None
     """When set, the finest grid is also dropped for images whose half-resolution version is
     already good enough at this λ (see :func:`~inrstore.models.fit.finest_grid.zero_levels_for`);
@@ -135,16 +140,17 @@ PRESETS: dict[str, Preset] = {
         arm_levels=2,
         wide_arm=True,
         prefilter=True,
+        synthesis="refine",
         crop_seconds=300.0,
-        finest_grid_bpp=0.6,
         learning_rate_floor=1e-3,
         final_learning_rate=1e-4,
     ),
 }
 """Every preset stops at its time budget or its iteration cap, whichever comes first. ``best``
 (the 24-neighbour ARM on every grid below the coarsest) gets 300 s on a 256×256 image, under
-the 337 s Cool-chic 5 takes for that crop, and drops the finest grid where the λ test says it
-does not pay (below), like the other presets. Both came in together, when it had two ARM grids;
+the 337 s Cool-chic 5 takes for that crop, and keeps the finest grid on every image (below).
+Its budget came in together with a finest-grid rule like the other presets', when it had two
+ARM grids;
 against its earlier 10 000 iterations with the finest grid always kept (488–538 s), on the
 kodim23 crop in ``inrstore bench`` on machines of the same speed, D + λR (bitstream) went
 2.577e-3 → 2.512e-3, 8.825e-4 → 8.425e-4 and 3.005e-4 → 2.961e-4 at qualities 25 / 50 / 75
@@ -169,8 +175,8 @@ kodim23 and kodim05 at quality 50: D + λR 4–6% lower than starting them at 2e
 tames the first steps, and 1e-2 then measured 3.3–3.6% lower than 5e-3 on the kodim23 crop (350
 iterations, qualities 25 / 50 / 75, the finest grid as ``fast`` chooses) and 1.4% lower on the
 whole kodim05 (200 iterations, quality 50); 2e-2 measured 2.7% lower at quality 50 on the crop.
-All three presets drop the finest grid of images whose half-resolution version is already good
-enough at their λ (error below 1.5 λ, ``best`` below 0.6 λ; see
+``fast`` and ``default`` drop the finest grid of images whose half-resolution version is
+already good enough at their λ (error below 1.5 λ; see
 :func:`~inrstore.models.fit.finest_grid.zero_levels_for`); on the kodim23 crop this took
 ``default``'s BD-rate against JPEG from +9.7% to +4.4%. The factor 1.5 was chosen with
 ``fast``'s few hundred iterations; ``best``'s thousands make the grid pay sooner: on the whole
@@ -179,8 +185,13 @@ side by side, seed 0, D + λR from the bitstream) dropping it gave 31.49 dB at 0
 1.188e-3, keeping it 33.08 dB at 0.571 bpp, 1.063e-3 (−10.5%); on kodim10 at quality 50
 (0.71 λ; the same test) 34.55 dB at 0.307 bpp, 6.579e-4 dropped, 35.38 dB at 0.348 bpp,
 6.373e-4 kept (−3.1%); on kodim03 at quality 50 (0.52 λ) 35.23 dB at 0.253 bpp, 5.535e-4
-dropped, 36.00 dB at 0.311 bpp, 5.623e-4 kept (+1.6%). Hence 0.6. The kodim23 crop lies at
-0.41 λ at quality 50, so its results do not change.
+dropped, 36.00 dB at 0.311 bpp, 5.623e-4 kept (+1.6%). Hence ``best`` dropped it below 0.6 λ
+(format 5). With the grids' pre-filters and then the ``refine`` synthesis (formats 6 and 7) it
+keeps the grid everywhere: on the kodim23 crop at quality 50 (0.41 λ; 300 s, the same test)
+keeping it measured 7.344e-4 (36.04 dB at 0.486 bpp) and 7.344e-4 (36.10 dB at 0.489 bpp) at
+seeds 0 and 1 against 7.476e-4 and 7.575e-4 dropped (−1.8%, −3.0%) with the ``mixed``
+synthesis, and 7.191e-4 and 7.161e-4 against 7.641e-4 and 7.962e-4 with the ``refine`` one
+(−5.9%, −10.1%; the dropped runs from 2026-12-05's ninth session, the same method).
 ``fast`` used to drop it also below an error of 1.5e-3 (28.2 dB), which its budget rarely
 reached before the half-resolution phase; with that phase, keeping the grid at quality 75
 lowered D + λR by 17% (kodim23) and 38% (kodim09), and changed it by +1% and −2% at quality

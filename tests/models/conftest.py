@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,7 @@ from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.quantized import QuantizedModule
 from inrstore.models.fit.presets import Preset
 
-TINY_PRESET = Preset("test", iterations=60, arm_levels=1, prefilter=True)
+TINY_PRESET = Preset("test", iterations=60, arm_levels=1, prefilter=True, synthesis="refine")
 
 
 def random_modules(arch: Architecture, seed: int) -> dict[str, QuantizedModule]:
@@ -45,6 +47,18 @@ def sample_pixels() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def tiny_bitstream(sample_pixels: np.ndarray) -> bytes:
-    """The sample encoded with a very short training run (one ARM grid, the rest ARU, and the
-    grids' pre-filters)."""
+    """The sample encoded with a very short training run (one ARM grid, the rest ARU, the
+    grids' pre-filters and the ``refine`` synthesis)."""
     return encode_image(sample_pixels, TINY_PRESET, quality=80)
+
+
+@pytest.fixture(scope="session")
+def mixed_bitstream(sample_pixels: np.ndarray) -> bytes:
+    """As :func:`tiny_bitstream`, with the ``mixed`` synthesis."""
+    return encode_image(sample_pixels, replace(TINY_PRESET, synthesis="mixed"), quality=80)
+
+
+@pytest.fixture(params=["tiny_bitstream", "mixed_bitstream"])
+def either_bitstream(request: pytest.FixtureRequest) -> bytes:
+    """Each synthesis kind's bitstream in turn."""
+    return request.getfixturevalue(request.param)

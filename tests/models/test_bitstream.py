@@ -26,7 +26,7 @@ from inrstore.models.codec import decode_image, read_header
 def _section_boundaries(data: bytes) -> list[int]:
     _, parameters, latents = unpack_image(data)
     start = len(data) - 4 - len(latents) - len(parameters)
-    header_end = PREFIX.size + 1
+    header_end = PREFIX.size + 3
     return [
         0,
         4,
@@ -94,9 +94,9 @@ def test_forged_headers_with_valid_checksums_are_refused(
 def test_forged_tensor_steps_and_scales_are_refused(tiny_bitstream: bytes, packed: int) -> None:
     first, second = tensor_names(read_header(tiny_bitstream).arch)[:2]
     with pytest.raises(BitstreamError, match=f"invalid quantization of parameter {first}$"):
-        decode_image(_forge(tiny_bitstream, PREFIX.size + 2, "H", packed))
+        decode_image(_forge(tiny_bitstream, PREFIX.size + 3, "H", packed))
     with pytest.raises(BitstreamError, match=f"invalid quantization of parameter {second}$"):
-        decode_image(_forge(tiny_bitstream, PREFIX.size + 4, "H", packed))
+        decode_image(_forge(tiny_bitstream, PREFIX.size + 5, "H", packed))
 
 
 @pytest.mark.parametrize("neighbours", [0, 13, 255])
@@ -109,6 +109,12 @@ def test_forged_arm_neighbourhoods_are_refused(tiny_bitstream: bytes, neighbours
 def test_forged_prefilter_kinds_are_refused(tiny_bitstream: bytes, kind: int) -> None:
     with pytest.raises(BitstreamError, match=f"unknown pre-filter kind {kind}$"):
         decode_image(_forge(tiny_bitstream, PREFIX.size + 1, "B", kind))
+
+
+@pytest.mark.parametrize("kind", [2, 255])
+def test_forged_synthesis_kinds_are_refused(tiny_bitstream: bytes, kind: int) -> None:
+    with pytest.raises(BitstreamError, match=f"unknown synthesis kind {kind}$"):
+        decode_image(_forge(tiny_bitstream, PREFIX.size + 2, "B", kind))
 
 
 def test_steps_and_scales_the_format_cannot_hold_are_refused_when_writing(
@@ -142,6 +148,7 @@ def test_header_round_trip(tiny_bitstream: bytes) -> None:
     assert header.arch.arm_context == 24
     assert set(header.modules) == {"upsampling", "synthesis", "arm"}
     assert header.arch.prefilter
+    assert header.arch.synthesis_kind == "refine"
     assert list(header.tensors) == tensor_names(header.arch)
     assert set(header.tensors) == set(header.arch.parameter_shapes())
     assert all(0 <= coding.exponent <= MAX_TENSOR_EXPONENT for coding in header.tensors.values())

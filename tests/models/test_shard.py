@@ -130,6 +130,9 @@ def test_shards_refuse_to_write_what_their_format_cannot_name(shard) -> None:
     filtered = replace(header, template=replace(header.template, prefilter=True))
     with pytest.raises(ValueError, match="shards do not code pre-filters"):
         pack_header(filtered, bases)
+    refined = replace(header, template=replace(header.template, synthesis_kind="refine"))
+    with pytest.raises(ValueError, match="shards code the mixed synthesis only"):
+        pack_header(refined, bases)
 
 
 def test_mixed_channel_counts_are_refused(images) -> None:

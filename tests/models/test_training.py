@@ -87,16 +87,19 @@ def _on_meta_by_default(function):
 
 
 @pytest.mark.parametrize(
-    ("arm_levels", "zero_levels", "wide_arm"), [(0, 0, False), (1, 0, False), (1, 1, True)]
+    ("arm_levels", "zero_levels", "wide_arm", "synthesis_kind"),
+    [(0, 0, False, "mixed"), (1, 0, False, "mixed"), (1, 1, True, "mixed"), (1, 0, True, "refine")],
 )
 def test_training_makes_every_tensor_on_the_device_it_trains_on(
-    monkeypatch, kodak_samples, arm_levels: int, zero_levels: int, wide_arm: bool
+    monkeypatch, kodak_samples, arm_levels: int, zero_levels: int, wide_arm: bool, synthesis_kind
 ) -> None:
     """A tensor that the loss's forward pass makes without naming a device lands on the CPU,
     which breaks training on a GPU. Here, without a GPU, such a tensor lands on the 'meta'
     device instead, and mixing it with the CPU tensors being trained raises."""
     pixels = load_image(next(kodak_samples.glob("*.png"))).pixels[:40, :48]
-    arch = image_architecture(*pixels.shape, arm_levels, zero_levels, wide_arm)
+    arch = image_architecture(
+        *pixels.shape, arm_levels, zero_levels, wide_arm, True, synthesis_kind
+    )
     for name in ("reconstruct", "latent_bits"):
         monkeypatch.setattr(ImageModel, name, _on_meta_by_default(getattr(ImageModel, name)))
     monkeypatch.setattr(train, "network_bits", _on_meta_by_default(train.network_bits))
