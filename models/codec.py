@@ -99,7 +99,7 @@ def encode_image(
         zero_levels,
         chosen.wide_arm,
         chosen.prefilter,
-        chosen.synthesis,
+        chosen.compact_synthesis,
     )
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but no CUDA device is available")

@@ -151,7 +151,7 @@ def image_architecture(
     zero_levels: int = 0,
     wide_arm: bool = False,
     prefilter: bool = False,
-    synthesis_kind: str = "mixed",
+    compact_synthesis: str = "mixed",
 ) -> Architecture:
     """The architecture of one image: :func:`levels_for` its size, ``arm_levels`` clipped to
     the grids below the coarsest, compact widths below :data:`COMPACT_BELOW_PIXELS` pixels.
@@ -165,8 +165,9 @@ def image_architecture(
     When the ``zero_levels`` finest grids (held at zero, not coded) include every ARM grid,
     the image has no ARM at all, so its weights are neither trained nor stored. ``prefilter``
     gives every grid but the coarsest its learned pre-filter (:attr:`Architecture.prefilter`);
-    ``synthesis_kind`` names the synthesis (:attr:`Architecture.synthesis_kind`; the
-    ``refine`` one is :data:`REFINE_HIDDEN` wide).
+    ``compact_synthesis`` names the synthesis of images under :data:`COMPACT_BELOW_PIXELS`
+    pixels (:attr:`Architecture.synthesis_kind`; the ``refine`` one is :data:`REFINE_HIDDEN`
+    wide); larger ones have the ``mixed`` one.
     """
     levels = levels_for(height, width)
     compact = height * width < COMPACT_BELOW_PIXELS
@@ -175,6 +176,7 @@ def image_architecture(
         arm_levels = levels - 1
         settings |= WIDE_ARM
     arm_levels = min(arm_levels, levels - 1) if arm_levels > zero_levels else 0
+    synthesis_kind = compact_synthesis if compact else "mixed"
     if synthesis_kind == "refine":
         settings["head_hidden"] = REFINE_HIDDEN
     return Architecture(

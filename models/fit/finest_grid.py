@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from inrstore.models.core.architecture import COMPACT_BELOW_PIXELS
 from inrstore.models.core.upsample import interpolation_matrix
 from inrstore.models.fit.image_model import half_resolution, to_unit
 from inrstore.models.fit.presets import Preset
@@ -33,10 +34,17 @@ def zero_levels_for(preset: Preset, pixels: np.ndarray, lam: float, levels: int)
 
     With ``preset.finest_grid_bpp`` set, the finest grid is dropped when the distortion it
     could remove at most, :func:`half_resolution_mse`, is worth less than λ × the rate it
-    would cost (``finest_grid_bpp`` bits per pixel).
+    would cost (``finest_grid_bpp`` bits per pixel), except on images under
+    :data:`~inrstore.models.core.architecture.COMPACT_BELOW_PIXELS` pixels when the preset
+    keeps their finest grid.
     """
     zero_levels = preset.zero_levels
     rate = preset.finest_grid_bpp
+    if (
+        preset.compact_keeps_finest_grid
+        and pixels.shape[0] * pixels.shape[1] < COMPACT_BELOW_PIXELS
+    ):
+        rate = None
     if rate is not None and levels > 1 and half_resolution_mse(to_unit(pixels)) < lam * rate:
         zero_levels = max(zero_levels, 1)
     return min(zero_levels, levels - 1)

@@ -83,8 +83,8 @@ class ImageModel:
 def init_parameters(arch: Architecture, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """Weights uniform in ±1/√fan_in, biases zero; the entropy networks' last layers are zero,
     so they start at μ = 0, σ = 1; pre-filters start as the identity. The ``refine``
-    synthesis starts as Cool-chic does: its convolutions at zero (each residual layer the
-    identity), its MLP's weights in ±1/(√fan_in · fan_out²)."""
+    synthesis starts as Cool-chic does: its convolutions at zero (so it starts as its MLP,
+    rectified), its MLP's weights in ±1/(√fan_in · fan_out²)."""
     refine = arch.synthesis_kind == "refine"
     params = {}
     for name, shape in arch.parameter_shapes().items():

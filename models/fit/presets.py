@@ -35,11 +35,21 @@ class Preset:
     by side, D + λR from the bitstream) they measured −5.4%, −4.6% and −2.8% (seeds 0–2), and
     −1.8% on the whole kodim23 (614 s, seed 0); ``default`` does not, at +2.2% and +0.2% on
     the crop in its 114 s."""
-    synthesis: str = "mixed"
-    """The synthesis's kind (:data:`~inrstore.models.core.synthesis.SYNTHESIS_KINDS`; single
-    images only). ``best`` has the ``refine`` one: on the kodim23 crop at quality 50 (its
-    300 s, the finest grid kept, one thread, two runs side by side, D + λR from the bitstream)
-    it measured −2.1% and −2.5% (seeds 0 and 1) against ``mixed``."""
+    compact_synthesis: str = "mixed"
+    """The synthesis's kind (:data:`~inrstore.models.core.synthesis.SYNTHESIS_KINDS`) on single
+    images under 512×512 pixels (:data:`~inrstore.models.core.architecture.
+    COMPACT_BELOW_PIXELS`); larger images and shards have the ``mixed`` one. ``best`` has the
+    ``refine`` one: on the kodim23 crop at quality 50 (its 300 s, the finest grid kept, one
+    thread, two runs side by side, D + λR from the bitstream) it measured −2.1% and −2.5%
+    (seeds 0 and 1) against ``mixed``. On whole Kodak images at quality 50 (its 614 s, the same
+    method, seed 0), together with :attr:`compact_keeps_finest_grid`, it measured +0.8%
+    (kodim23: 36.11 dB at 0.293 bpp, 5.375e-4, against 35.60 dB at 0.258 bpp, 5.332e-4) and
+    +2.2% (kodim20, whose finest grid is kept either way: 34.43 dB at 0.346 bpp, 7.065e-4,
+    against 34.85 dB at 0.364 bpp, 6.911e-4), in about 1 600 iterations; hence small images
+    only."""
+    compact_keeps_finest_grid: bool = False
+    """Keep the finest grid of images under 512×512 pixels whatever
+    :attr:`finest_grid_bpp`'s test says (see :data:`PRESETS`)."""
     finest_grid_bpp: float | None = None
     """When set, the finest grid is also dropped for images whose half-resolution version is
     already good enough at this λ (see :func:`~inrstore.models.fit.finest_grid.zero_levels_for`);
@@ -140,17 +150,19 @@ PRESETS: dict[str, Preset] = {
         arm_levels=2,
         wide_arm=True,
         prefilter=True,
-        synthesis="refine",
+        compact_synthesis="refine",
+        compact_keeps_finest_grid=True,
         crop_seconds=300.0,
+        finest_grid_bpp=0.6,
         learning_rate_floor=1e-3,
         final_learning_rate=1e-4,
     ),
 }
 """Every preset stops at its time budget or its iteration cap, whichever comes first. ``best``
 (the 24-neighbour ARM on every grid below the coarsest) gets 300 s on a 256×256 image, under
-the 337 s Cool-chic 5 takes for that crop, and keeps the finest grid on every image (below).
-Its budget came in together with a finest-grid rule like the other presets', when it had two
-ARM grids;
+the 337 s Cool-chic 5 takes for that crop, and keeps the finest grid of images under
+512×512 pixels, dropping it on larger ones where the λ test says it does not pay (below).
+Its budget came in together with that rule, when it had two ARM grids;
 against its earlier 10 000 iterations with the finest grid always kept (488–538 s), on the
 kodim23 crop in ``inrstore bench`` on machines of the same speed, D + λR (bitstream) went
 2.577e-3 → 2.512e-3, 8.825e-4 → 8.425e-4 and 3.005e-4 → 2.961e-4 at qualities 25 / 50 / 75
@@ -175,8 +187,9 @@ kodim23 and kodim05 at quality 50: D + λR 4–6% lower than starting them at 2e
 tames the first steps, and 1e-2 then measured 3.3–3.6% lower than 5e-3 on the kodim23 crop (350
 iterations, qualities 25 / 50 / 75, the finest grid as ``fast`` chooses) and 1.4% lower on the
 whole kodim05 (200 iterations, quality 50); 2e-2 measured 2.7% lower at quality 50 on the crop.
-``fast`` and ``default`` drop the finest grid of images whose half-resolution version is
-already good enough at their λ (error below 1.5 λ; see
+All three presets drop the finest grid of images whose half-resolution version is already good
+enough at their λ (error below 1.5 λ, ``best`` below 0.6 λ and only on images of 512×512
+pixels and more; see
 :func:`~inrstore.models.fit.finest_grid.zero_levels_for`); on the kodim23 crop this took
 ``default``'s BD-rate against JPEG from +9.7% to +4.4%. The factor 1.5 was chosen with
 ``fast``'s few hundred iterations; ``best``'s thousands make the grid pay sooner: on the whole
@@ -186,8 +199,9 @@ side by side, seed 0, D + λR from the bitstream) dropping it gave 31.49 dB at 0
 (0.71 λ; the same test) 34.55 dB at 0.307 bpp, 6.579e-4 dropped, 35.38 dB at 0.348 bpp,
 6.373e-4 kept (−3.1%); on kodim03 at quality 50 (0.52 λ) 35.23 dB at 0.253 bpp, 5.535e-4
 dropped, 36.00 dB at 0.311 bpp, 5.623e-4 kept (+1.6%). Hence ``best`` dropped it below 0.6 λ
-(format 5). With the grids' pre-filters and then the ``refine`` synthesis (formats 6 and 7) it
-keeps the grid everywhere: on the kodim23 crop at quality 50 (0.41 λ; 300 s, the same test)
+(format 5). With the grids' pre-filters and the ``refine`` synthesis (formats 6 and 7) it
+keeps the grid of smaller images: on the kodim23 crop at quality 50 (0.41 λ; 300 s, the same
+test)
 keeping it measured 7.344e-4 (36.04 dB at 0.486 bpp) and 7.344e-4 (36.10 dB at 0.489 bpp) at
 seeds 0 and 1 against 7.476e-4 and 7.575e-4 dropped (−1.8%, −3.0%) with the ``mixed``
 synthesis, and 7.191e-4 and 7.161e-4 against 7.641e-4 and 7.962e-4 with the ``refine`` one

@@ -14,7 +14,9 @@ from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.quantized import QuantizedModule
 from inrstore.models.fit.presets import Preset
 
-TINY_PRESET = Preset("test", iterations=60, arm_levels=1, prefilter=True, synthesis="refine")
+TINY_PRESET = Preset(
+    "test", iterations=60, arm_levels=1, prefilter=True, compact_synthesis="refine"
+)
 
 
 def random_modules(arch: Architecture, seed: int) -> dict[str, QuantizedModule]:
@@ -55,7 +57,7 @@ def tiny_bitstream(sample_pixels: np.ndarray) -> bytes:
 @pytest.fixture(scope="session")
 def mixed_bitstream(sample_pixels: np.ndarray) -> bytes:
     """As :func:`tiny_bitstream`, with the ``mixed`` synthesis."""
-    return encode_image(sample_pixels, replace(TINY_PRESET, synthesis="mixed"), quality=80)
+    return encode_image(sample_pixels, replace(TINY_PRESET, compact_synthesis="mixed"), quality=80)
 
 
 @pytest.fixture(params=["tiny_bitstream", "mixed_bitstream"])

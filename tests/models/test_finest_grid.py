@@ -37,3 +37,11 @@ def test_finest_grid_is_dropped_only_when_its_bits_are_worth_more() -> None:
     assert zero_levels_for(preset, smooth, lam=1e-6, levels=4) == 0
     assert zero_levels_for(preset, smooth, lam=1e-3, levels=1) == 0
     assert zero_levels_for(TINY_PRESET, smooth, lam=1e-3, levels=4) == 0
+
+
+def test_a_preset_may_keep_the_finest_grid_of_small_images_only() -> None:
+    smooth = _pixels(_images()[0])
+    large = np.kron(smooth, np.ones((16, 16, 1), np.uint8))  # 512×512, smoother still
+    preset = dataclasses.replace(TINY_PRESET, finest_grid_bpp=1.0, compact_keeps_finest_grid=True)
+    assert zero_levels_for(preset, smooth, lam=1e-3, levels=4) == 0
+    assert zero_levels_for(preset, large, lam=1e-3, levels=7) == 1

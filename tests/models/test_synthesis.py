@@ -21,7 +21,7 @@ def _random_params(arch: Architecture, seed: int) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("kind", SYNTHESIS_KINDS)
 def test_an_output_pixel_reads_only_its_margin(kind: str) -> None:
-    arch = image_architecture(32, 32, 3, 0, synthesis_kind=kind)
+    arch = image_architecture(32, 32, 3, 0, compact_synthesis=kind)
     shape = arch.synthesis
     params = _random_params(arch, 1)
     latents = torch.randn(shape.latents, 24, 24, generator=torch.Generator().manual_seed(2))
@@ -34,7 +34,7 @@ def test_an_output_pixel_reads_only_its_margin(kind: str) -> None:
 
 
 def test_the_refine_synthesis_starts_as_its_rectified_mlp() -> None:
-    arch = image_architecture(32, 32, 3, 0, synthesis_kind="refine")
+    arch = image_architecture(32, 32, 3, 0, compact_synthesis="refine")
     shape = arch.synthesis
     params = init_parameters(arch, torch.Generator().manual_seed(0))
     assert shape.head.widths == (arch.levels, REFINE_HIDDEN, 3)
@@ -49,3 +49,10 @@ def test_the_refine_synthesis_starts_as_its_rectified_mlp() -> None:
 def test_unknown_synthesis_kinds_are_refused() -> None:
     with pytest.raises(ValueError, match="synthesis_kind must be one of mixed, refine, not 'hop'"):
         Architecture(32, 32, 3, 4, 0, synthesis_kind="hop")
+
+
+def test_only_small_images_get_the_compact_synthesis() -> None:
+    small = image_architecture(256, 256, 3, 2, 0, True, True, "refine")
+    large = image_architecture(512, 768, 3, 2, 0, True, True, "refine")
+    assert (small.synthesis_kind, small.head_hidden) == ("refine", REFINE_HIDDEN)
+    assert (large.synthesis_kind, large.head_hidden) == ("mixed", 24)
