@@ -198,14 +198,13 @@ side by side, seed 0, D + λR from the bitstream) dropping it gave 31.49 dB at 0
 1.188e-3, keeping it 33.08 dB at 0.571 bpp, 1.063e-3 (−10.5%); on kodim10 at quality 50
 (0.71 λ; the same test) 34.55 dB at 0.307 bpp, 6.579e-4 dropped, 35.38 dB at 0.348 bpp,
 6.373e-4 kept (−3.1%); on kodim03 at quality 50 (0.52 λ) 35.23 dB at 0.253 bpp, 5.535e-4
-dropped, 36.00 dB at 0.311 bpp, 5.623e-4 kept (+1.6%). Hence ``best`` dropped it below 0.6 λ
-(format 5). With the grids' pre-filters and the ``refine`` synthesis (formats 6 and 7) it
-keeps the grid of smaller images: on the kodim23 crop at quality 50 (0.41 λ; 300 s, the same
-test)
-keeping it measured 7.344e-4 (36.04 dB at 0.486 bpp) and 7.344e-4 (36.10 dB at 0.489 bpp) at
-seeds 0 and 1 against 7.476e-4 and 7.575e-4 dropped (−1.8%, −3.0%) with the ``mixed``
-synthesis, and 7.191e-4 and 7.161e-4 against 7.641e-4 and 7.962e-4 with the ``refine`` one
-(−5.9%, −10.1%; the dropped runs from 2026-12-05's ninth session, the same method).
+dropped, 36.00 dB at 0.311 bpp, 5.623e-4 kept (+1.6%). Hence 0.6 for ``best`` (format 5).
+Images under 512×512 pixels keep the grid in ``best`` since format 7: on the kodim23 crop at
+quality 50 (0.41 λ; 300 s, the same test) keeping it measured 7.344e-4 (36.04 dB at
+0.486 bpp) and 7.344e-4 (36.10 dB at 0.489 bpp) at seeds 0 and 1 against 7.476e-4 and
+7.575e-4 dropped (−1.8%, −3.0%) with the ``mixed`` synthesis, and 7.191e-4 and 7.161e-4
+against 7.641e-4 and 7.962e-4 with the ``refine`` one (−5.9%, −10.1%; the runs with the grid
+dropped and the ``refine`` synthesis are the ninth session's, the same method).
 ``fast`` used to drop it also below an error of 1.5e-3 (28.2 dB), which its budget rarely
 reached before the half-resolution phase; with that phase, keeping the grid at quality 75
 lowered D + λR by 17% (kodim23) and 38% (kodim09), and changed it by +1% and −2% at quality
