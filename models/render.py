@@ -62,7 +62,7 @@ def render(
 
     A crop returns exactly the matching block of the full rendering (up to float rounding):
     it is computed with the synthesis's margin (a pixel per 3×3 convolution,
-    :attr:`~inrstore.models.core.synthesis.SynthesisShape.margin`), and costs in proportion
+    :attr:`~inrstore.models.core.synthesis.MixedSynthesis.margin`), and costs in proportion
     to the pixels it returns. Rows are rendered in bands of about :data:`RENDER_BLOCK`
     pixels, each with the same margin.
     """

@@ -55,13 +55,34 @@ MODULE_ORDER = ("upsampling", "synthesis", "aru", "arm")
 MAX_EXPONENT = 24
 TENSOR_CODINGS_VERSION = 4
 """The first version that quantizes and codes each parameter tensor on its own."""
-ARM_CONTEXT_VERSION = 5
-"""The first version that names the ARM's neighbourhood (earlier ones: 12 neighbours)."""
-LEGACY_ARM_CONTEXT = 12
-PREFILTER_VERSION = 6
-"""The first version that may give the grids pre-filters (earlier ones: none)."""
-SYNTHESIS_KIND_VERSION = 7
-"""The first version that names the synthesis's kind (earlier ones: ``mixed``)."""
+
+
+@dataclass(frozen=True)
+class SettingByte:
+    """An architecture setting coded in one header byte after the fixed fields, from format
+    ``version`` on; earlier versions have ``legacy``."""
+
+    field: str
+    version: int
+    what: str
+    codes: dict[int, object]
+    """The setting of each byte value; any other byte is refused."""
+    legacy: object
+
+    def code(self, setting: object) -> int:
+        """The byte of ``setting`` (every value an :class:`Architecture` accepts has one)."""
+        return next(code for code, value in self.codes.items() if value == setting)
+
+
+SETTING_BYTES = (
+    SettingByte("arm_context", 5, "ARM neighbourhood", {n: n for n in ARM_WINDOWS}, 12),
+    SettingByte("prefilter", 6, "pre-filter kind", {0: False, 1: True}, False),
+    SettingByte("synthesis_kind", 7, "synthesis kind", dict(enumerate(SYNTHESIS_KINDS)), "mixed"),
+)
+"""The settings later versions added, in header order: the pixel ARM's neighbourhood
+(version 5), the grids' pre-filters (version 6), the synthesis's kind (version 7)."""
+LEGACY_SETTINGS = {setting.field: setting.legacy for setting in SETTING_BYTES}
+"""The settings of every image of versions 1 to 4, and of every shard."""
 LATENT_CODING = {1: 1, 2: 2, 3: 3, 4: 3, 5: 3, 6: 3, 7: 3}
 """The latent coding (:mod:`~inrstore.models.entropy.coding`) of each format version."""
 MAX_TENSOR_EXPONENT = 16
@@ -90,9 +111,7 @@ LATENT_FIELDS = (
 PREFIX = Prefix(
     MAGIC, FORMAT_VERSION, "image", SIZE_FIELDS + NETWORK_FIELDS + LATENT_FIELDS, OLDEST_VERSION
 )
-_ARM_CONTEXT = struct.Struct(">B")
-_PREFILTER = struct.Struct(">B")
-_SYNTHESIS_KIND = struct.Struct(">B")
+_SETTING = struct.Struct(">B")
 _MODULE = struct.Struct(">BH")
 _TENSOR = struct.Struct(">H")
 _SECTIONS = struct.Struct(">II")
@@ -156,9 +175,7 @@ def pack_image(header: ImageHeader, parameters: bytes, latents: bytes) -> bytes:
     }
     parts = [
         PREFIX.pack(values),
-        _ARM_CONTEXT.pack(header.arch.arm_context),
-        _PREFILTER.pack(int(header.arch.prefilter)),
-        _SYNTHESIS_KIND.pack(SYNTHESIS_KINDS.index(header.arch.synthesis_kind)),
+        *(_SETTING.pack(byte.code(getattr(header.arch, byte.field))) for byte in SETTING_BYTES),
     ]
     for name in tensor_names(header.arch):
         coding = header.tensors[name]
@@ -177,26 +194,14 @@ def unpack_image(data: bytes) -> tuple[ImageHeader, bytes, bytes]:
     values = PREFIX.unpack(data)
     version = values["version"]
     offset = PREFIX.size
-    values["arm_context"] = LEGACY_ARM_CONTEXT
-    if version >= ARM_CONTEXT_VERSION:
-        (values["arm_context"],) = read(_ARM_CONTEXT, data, offset, "ARM neighbourhood")
-        if values["arm_context"] not in ARM_WINDOWS:
-            raise BitstreamError(f"unknown ARM neighbourhood {values['arm_context']}")
-        offset += _ARM_CONTEXT.size
-    values["prefilter"] = False
-    if version >= PREFILTER_VERSION:
-        (flag,) = read(_PREFILTER, data, offset, "pre-filter flag")
-        if flag > 1:
-            raise BitstreamError(f"unknown pre-filter kind {flag}")
-        values["prefilter"] = bool(flag)
-        offset += _PREFILTER.size
-    values["synthesis_kind"] = SYNTHESIS_KINDS[0]
-    if version >= SYNTHESIS_KIND_VERSION:
-        (kind,) = read(_SYNTHESIS_KIND, data, offset, "synthesis kind")
-        if kind >= len(SYNTHESIS_KINDS):
-            raise BitstreamError(f"unknown synthesis kind {kind}")
-        values["synthesis_kind"] = SYNTHESIS_KINDS[kind]
-        offset += _SYNTHESIS_KIND.size
+    for byte in SETTING_BYTES:
+        values[byte.field] = byte.legacy
+        if version >= byte.version:
+            (code,) = read(_SETTING, data, offset, byte.what)
+            if code not in byte.codes:
+                raise BitstreamError(f"unknown {byte.what} {code}")
+            values[byte.field] = byte.codes[code]
+            offset += _SETTING.size
     arch = checked_arch(values)
     check_zero_flags(values["zero_flags"], arch)
     read_codings = _tensor_codings if version >= TENSOR_CODINGS_VERSION else _module_codings

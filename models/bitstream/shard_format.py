@@ -42,7 +42,7 @@ from inrstore.models.bitstream.fields import (
 )
 from inrstore.models.bitstream.image_format import (
     LATENT_FIELDS,
-    LEGACY_ARM_CONTEXT,
+    LEGACY_SETTINGS,
     MAX_EXPONENT,
     NETWORK_FIELDS,
     SIZE_FIELDS,
@@ -126,12 +126,11 @@ def header_tag(header_bytes: bytes) -> int:
 
 
 def pack_header(header: ShardHeader, bases: bytes) -> bytes:
-    if header.template.arm_context != LEGACY_ARM_CONTEXT:
-        raise ValueError(f"shards code the {LEGACY_ARM_CONTEXT}-neighbour ARM only")
-    if header.template.prefilter:
-        raise ValueError("shards do not code pre-filters")
-    if header.template.synthesis_kind != "mixed":
-        raise ValueError("shards code the mixed synthesis only")
+    for field, legacy in LEGACY_SETTINGS.items():
+        if getattr(header.template, field) != legacy:
+            raise ValueError(
+                f"shards code {field} {legacy!r} only, not {getattr(header.template, field)!r}"
+            )
     values = {k: v for k, v in arch_values(header.template).items() if k not in ("height", "width")}
     parts = [HEADER_PREFIX.pack(values | {"bases": header.bases})]
     for name in present_modules(header.template):
@@ -148,16 +147,7 @@ def unpack_header(data: bytes) -> tuple[ShardHeader, bytes]:
     """Parse and validate a shard header; returns it and its basis section."""
     data = bytes(data)
     values = HEADER_PREFIX.unpack(data)
-    template = checked_arch(
-        values
-        | {
-            "height": 1,
-            "width": 1,
-            "arm_context": LEGACY_ARM_CONTEXT,
-            "prefilter": False,
-            "synthesis_kind": "mixed",
-        }
-    )
+    template = checked_arch(values | {"height": 1, "width": 1} | LEGACY_SETTINGS)
     if sum(basis_counts(template, values["bases"])) > MAX_BASIS_INTEGERS:
         raise BitstreamError(
             f"shard header declares too many basis weights ({values['bases']} bases)"

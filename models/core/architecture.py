@@ -7,7 +7,12 @@ from dataclasses import dataclass
 
 from inrstore.models.core.context import ARM_WINDOWS, ArmWindow, arm_shape, aru_shapes
 from inrstore.models.core.mlp import MLPShape
-from inrstore.models.core.synthesis import SYNTHESIS_KINDS, SynthesisShape
+from inrstore.models.core.synthesis import (
+    SYNTHESIS_KINDS,
+    MixedSynthesis,
+    RefineSynthesis,
+    SynthesisShape,
+)
 from inrstore.models.core.upsample import PREFILTER_HALF, prefilter_name
 
 MAX_LEVELS = 7
@@ -72,13 +77,11 @@ class Architecture:
 
     @property
     def synthesis(self) -> SynthesisShape:
-        return SynthesisShape(
-            self.levels,
-            self.channels,
-            self.head_hidden,
-            self.features,
-            self.tail_hidden,
-            self.synthesis_kind,
+        """The synthesis of :attr:`synthesis_kind`; ``refine`` reads ``head_hidden`` only."""
+        if self.synthesis_kind == "refine":
+            return RefineSynthesis(self.levels, self.channels, self.head_hidden)
+        return MixedSynthesis(
+            self.levels, self.channels, self.head_hidden, self.features, self.tail_hidden
         )
 
     @property
@@ -139,6 +142,11 @@ whole kodim23 (``best``, quality 50) D + λR by 5% (``bench/HISTORY.md``, "A wid
 every grid")."""
 
 
+def is_compact(height: int, width: int) -> bool:
+    """Whether an image is under :data:`COMPACT_BELOW_PIXELS` pixels (see there)."""
+    return height * width < COMPACT_BELOW_PIXELS
+
+
 REFINE_HIDDEN = 40
 """Hidden width of the ``refine`` synthesis (Cool-chic 5's "hop" decoder's)."""
 
@@ -170,7 +178,7 @@ def image_architecture(
     wide); larger ones have the ``mixed`` one.
     """
     levels = levels_for(height, width)
-    compact = height * width < COMPACT_BELOW_PIXELS
+    compact = is_compact(height, width)
     settings = dict(COMPACT_WIDTHS) if compact else {}
     if wide_arm or (compact and arm_levels):
         arm_levels = levels - 1

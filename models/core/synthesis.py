@@ -30,60 +30,32 @@ import torch.nn.functional as F
 from inrstore.models.core.mlp import MLPShape, Params, mlp_forward
 
 PREFIX = "syn."
-SYNTHESIS_KINDS = ("mixed", "refine")
-"""The synthesis kinds, by their code in the bitstream."""
-REFINE_LAYERS = 2
-"""Residual 3×3 convolutions of the ``refine`` synthesis."""
-
-
-def refine_conv_name(layer: int) -> str:
-    """Weight name of the ``refine`` synthesis's convolution ``layer`` (its bias: ``…b``)."""
-    return f"{PREFIX}refine{layer}.w"
+HEAD_PREFIX = PREFIX + "head."
 
 
 @dataclass(frozen=True)
-class SynthesisShape:
-    """Widths of the synthesis; ``latents`` = number of grids L, ``channels`` of the output.
-    The ``refine`` kind reads ``head_hidden`` only."""
+class MixedSynthesis:
+    """The ``mixed`` synthesis; ``latents`` = number of grids L, ``channels`` of the output."""
 
     latents: int
     channels: int
     head_hidden: int = 24
     features: int = 8
     tail_hidden: int = 16
-    kind: str = "mixed"
-
-    def __post_init__(self) -> None:
-        if self.kind not in SYNTHESIS_KINDS:
-            raise ValueError(f"synthesis kind must be one of {SYNTHESIS_KINDS}, not {self.kind!r}")
+    margin = 1
+    """Pixels each output pixel reads beyond itself on every side (its 3×3 convolution)."""
 
     @property
     def head(self) -> MLPShape:
-        """The per-pixel MLP on the dense latents (for ``refine``, the whole MLP)."""
-        if self.kind == "refine":
-            return MLPShape((self.latents, self.head_hidden, self.channels))
         return MLPShape((self.latents, self.head_hidden, self.features))
 
     @property
     def tail(self) -> MLPShape:
         return MLPShape((self.features + self.latents, self.tail_hidden, self.channels))
 
-    @property
-    def margin(self) -> int:
-        """Pixels each output pixel reads beyond itself on every side (its 3×3 layers)."""
-        return REFINE_LAYERS if self.kind == "refine" else 1
-
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
-        head = self.head.parameter_shapes(PREFIX + "head.")
-        if self.kind == "refine":
-            convs = {}
-            for layer in range(REFINE_LAYERS):
-                name = refine_conv_name(layer)
-                convs[name] = (self.channels, self.channels, 3, 3)
-                convs[name[:-1] + "b"] = (self.channels,)
-            return head | convs
         return (
-            head
+            self.head.parameter_shapes(HEAD_PREFIX)
             | {
                 PREFIX + "conv.w": (self.features, self.features, 3, 3),
                 PREFIX + "conv.b": (self.features,),
@@ -94,9 +66,68 @@ class SynthesisShape:
     @property
     def macs(self) -> int:
         """Multiply-accumulates per output pixel."""
-        if self.kind == "refine":
-            return self.head.macs + REFINE_LAYERS * 9 * self.channels**2
         return self.head.macs + 9 * self.features**2 + self.tail.macs
+
+    def forward(self, params: Params, flat: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+        """``flat``: the dense latents ``(L, rows·cols)`` → ``(channels, rows, cols)``."""
+        features = torch.relu(mlp_forward(self.head, params, HEAD_PREFIX, flat))
+        planes = features.reshape(1, self.features, rows, cols)
+        conv = F.conv2d(planes, params[PREFIX + "conv.w"], params[PREFIX + "conv.b"], padding=1)
+        features = (planes + torch.relu(conv)).reshape(self.features, rows * cols)
+        tail_input = torch.cat([features, flat], dim=0)
+        return mlp_forward(self.tail, params, PREFIX + "tail.", tail_input).reshape(
+            self.channels, rows, cols
+        )
+
+
+@dataclass(frozen=True)
+class RefineSynthesis:
+    """The ``refine`` synthesis: an MLP ``latents`` → ``hidden`` → ``channels`` and
+    :data:`LAYERS` residual 3×3 convolutions on its output."""
+
+    latents: int
+    channels: int
+    hidden: int
+    LAYERS = 2
+    margin = LAYERS
+    """Pixels each output pixel reads beyond itself on every side (one per convolution)."""
+
+    @property
+    def head(self) -> MLPShape:
+        return MLPShape((self.latents, self.hidden, self.channels))
+
+    @staticmethod
+    def conv_names(layer: int) -> tuple[str, str]:
+        """Weight and bias names of convolution ``layer``."""
+        return f"{PREFIX}refine{layer}.w", f"{PREFIX}refine{layer}.b"
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes = self.head.parameter_shapes(HEAD_PREFIX)
+        for layer in range(self.LAYERS):
+            weight, bias = self.conv_names(layer)
+            shapes |= {weight: (self.channels, self.channels, 3, 3), bias: (self.channels,)}
+        return shapes
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates per output pixel."""
+        return self.head.macs + self.LAYERS * 9 * self.channels**2
+
+    def forward(self, params: Params, flat: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+        """``flat``: the dense latents ``(L, rows·cols)`` → ``(channels, rows, cols)``."""
+        output = mlp_forward(self.head, params, HEAD_PREFIX, flat)
+        planes = output.reshape(1, self.channels, rows, cols)
+        for layer in range(self.LAYERS):
+            weight, bias = self.conv_names(layer)
+            planes = planes + F.conv2d(planes, params[weight], params[bias], padding=1)
+            if layer < self.LAYERS - 1:
+                planes = torch.relu(planes)
+        return planes[0]
+
+
+SynthesisShape = MixedSynthesis | RefineSynthesis
+SYNTHESIS_KINDS = ("mixed", "refine")
+"""The synthesis kinds, by their code in the bitstream."""
 
 
 def synthesize(shape: SynthesisShape, params: Params, latents: torch.Tensor) -> torch.Tensor:
@@ -106,20 +137,4 @@ def synthesize(shape: SynthesisShape, params: Params, latents: torch.Tensor) -> 
     and the convolutions read the planes without a transpose.
     """
     _, rows, cols = latents.shape
-    flat = latents.reshape(shape.latents, rows * cols)
-    if shape.kind == "refine":
-        output = mlp_forward(shape.head, params, PREFIX + "head.", flat)
-        planes = output.reshape(1, shape.channels, rows, cols)
-        for layer in range(REFINE_LAYERS):
-            name = refine_conv_name(layer)
-            conv = F.conv2d(planes, params[name], params[name[:-1] + "b"], padding=1)
-            planes = planes + conv
-            if layer < REFINE_LAYERS - 1:
-                planes = torch.relu(planes)
-        return planes[0]
-    features = torch.relu(mlp_forward(shape.head, params, PREFIX + "head.", flat))
-    planes = features.reshape(1, shape.features, rows, cols)
-    conv = F.conv2d(planes, params[PREFIX + "conv.w"], params[PREFIX + "conv.b"], padding=1)
-    features = (planes + torch.relu(conv)).reshape(shape.features, rows * cols)
-    output = mlp_forward(shape.tail, params, PREFIX + "tail.", torch.cat([features, flat], dim=0))
-    return output.reshape(shape.channels, rows, cols)
+    return shape.forward(params, latents.reshape(shape.latents, rows * cols), rows, cols)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from inrstore.models.core.architecture import COMPACT_BELOW_PIXELS
+from inrstore.models.core.architecture import is_compact
 from inrstore.models.core.upsample import interpolation_matrix
 from inrstore.models.fit.image_model import half_resolution, to_unit
 from inrstore.models.fit.presets import Preset
@@ -40,10 +40,7 @@ def zero_levels_for(preset: Preset, pixels: np.ndarray, lam: float, levels: int)
     """
     zero_levels = preset.zero_levels
     rate = preset.finest_grid_bpp
-    if (
-        preset.compact_keeps_finest_grid
-        and pixels.shape[0] * pixels.shape[1] < COMPACT_BELOW_PIXELS
-    ):
+    if preset.compact_keeps_finest_grid and is_compact(*pixels.shape[:2]):
         rate = None
     if rate is not None and levels > 1 and half_resolution_mse(to_unit(pixels)) < lam * rate:
         zero_levels = max(zero_levels, 1)

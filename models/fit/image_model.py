@@ -12,7 +12,7 @@ from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.entropy_model import entropy_parameters
 from inrstore.models.core.mlp import Params
 from inrstore.models.core.synthesis import PREFIX as SYNTHESIS_PREFIX
-from inrstore.models.core.synthesis import synthesize
+from inrstore.models.core.synthesis import RefineSynthesis, synthesize
 from inrstore.models.core.upsample import (
     PREFILTER_PREFIX,
     identity_prefilter,
@@ -85,7 +85,7 @@ def init_parameters(arch: Architecture, generator: torch.Generator) -> dict[str,
     so they start at μ = 0, σ = 1; pre-filters start as the identity. The ``refine``
     synthesis starts as Cool-chic does: its convolutions at zero (so it starts as its MLP,
     rectified), its MLP's weights in ±1/(√fan_in · fan_out²)."""
-    refine = arch.synthesis_kind == "refine"
+    refine = isinstance(arch.synthesis, RefineSynthesis)
     params = {}
     for name, shape in arch.parameter_shapes().items():
         if name.startswith(PREFILTER_PREFIX):

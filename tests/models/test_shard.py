@@ -124,15 +124,14 @@ def test_forged_header_fields_with_valid_checksums_are_refused(shard) -> None:
 def test_shards_refuse_to_write_what_their_format_cannot_name(shard) -> None:
     header, bases = unpack_header(shard.header)
     assert pack_header(header, bases) == shard.header
-    wide = replace(header, template=replace(header.template, arm_context=24))
-    with pytest.raises(ValueError, match="shards code the 12-neighbour ARM only"):
-        pack_header(wide, bases)
-    filtered = replace(header, template=replace(header.template, prefilter=True))
-    with pytest.raises(ValueError, match="shards do not code pre-filters"):
-        pack_header(filtered, bases)
-    refined = replace(header, template=replace(header.template, synthesis_kind="refine"))
-    with pytest.raises(ValueError, match="shards code the mixed synthesis only"):
-        pack_header(refined, bases)
+    for field, setting, message in [
+        ("arm_context", 24, "shards code arm_context 12 only, not 24"),
+        ("prefilter", True, "shards code prefilter False only, not True"),
+        ("synthesis_kind", "refine", "shards code synthesis_kind 'mixed' only, not 'refine'"),
+    ]:
+        other = replace(header, template=replace(header.template, **{field: setting}))
+        with pytest.raises(ValueError, match=message):
+            pack_header(other, bases)
 
 
 def test_mixed_channel_counts_are_refused(images) -> None:
