@@ -38,6 +38,7 @@ from inrstore.models.entropy.coding import (
 from inrstore.models.render import Crop, render
 
 if TYPE_CHECKING:
+    from inrstore.models.fit.candidates import EncodeJob
     from inrstore.models.fit.presets import Preset
 
 __all__ = ["BitstreamError", "Crop", "decode_image", "encode_image", "read_header"]
@@ -77,18 +78,34 @@ def encode_image(
     :class:`~inrstore.models.fit.presets.Preset`) sets the effort and the decoder's entropy
     model. ``time_limit`` (seconds; default: the preset's budget for this image size)
     compresses the training schedule. ``on_status`` receives
-    :class:`~inrstore.models.fit.train.TrainingStatus` updates.
+    :class:`~inrstore.models.fit.train.TrainingStatus` updates. Where the preset asks for
+    several candidates (:func:`~inrstore.models.fit.candidates.candidate_count`), seeds
+    ``seed``, ``seed + 1``, … are encoded at once and the best kept; ``on_status`` follows
+    the first.
     """
+    from inrstore.models.fit.candidates import EncodeJob, best_candidate, candidate_count
+    from inrstore.models.fit.presets import preset as find_preset
+
+    chosen = find_preset(preset) if isinstance(preset, str) else preset
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA device is available")
+    job = EncodeJob(as_pixels(image), chosen, quality, device, time_limit)
+    count = candidate_count(job)
+    if count == 1:
+        return encode_seed(job, seed, on_status)
+    return best_candidate(encode_seed, rate_distortion, job, range(seed, seed + count), on_status)
+
+
+def encode_seed(job: EncodeJob, seed: int, on_status: Callable | None = None) -> bytes:
+    """One encode of ``job`` from ``seed``: train, quantize, entropy-code."""
     from inrstore.models.core.architecture import image_architecture, levels_for
     from inrstore.models.fit.finest_grid import zero_levels_for
     from inrstore.models.fit.network_quantization import quantize_networks, round_latents
-    from inrstore.models.fit.presets import preset as find_preset
     from inrstore.models.fit.presets import quality_to_lambda
     from inrstore.models.fit.train import fit_image
 
-    pixels = as_pixels(image)
-    chosen = find_preset(preset) if isinstance(preset, str) else preset
-    lam = quality_to_lambda(quality)
+    pixels, chosen = job.pixels, job.preset
+    lam = quality_to_lambda(job.quality)
     height, width, channels = pixels.shape
     zero_levels = zero_levels_for(chosen, pixels, lam, levels_for(height, width))
     arch = image_architecture(
@@ -101,8 +118,7 @@ def encode_image(
         chosen.prefilter,
         chosen.compact_synthesis,
     )
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA device is available")
+    time_limit = job.time_limit
     if time_limit is None:
         time_limit = chosen.time_budget(height * width)
     fitted = fit_image(
@@ -110,7 +126,7 @@ def encode_image(
         arch,
         chosen,
         lam,
-        device=device,
+        device=job.device,
         time_limit=time_limit,
         seed=seed,
         on_status=on_status,
@@ -119,6 +135,17 @@ def encode_image(
     modules, prior_index = quantize_networks(fitted, pixels)
     grids = [grid.numpy().astype(np.int64) for grid in round_latents(fitted.grids)]
     return write_bitstream(arch, modules, prior_index, grids)
+
+
+def rate_distortion(job: EncodeJob, data: bytes) -> float:
+    """D + λR of a bitstream of ``job``: the mean squared error of its decode in [0, 1]
+    units plus λ × its bits per pixel (what training minimizes)."""
+    from inrstore.models.fit.presets import quality_to_lambda
+
+    decoded = decode_image(data).astype(np.float64)
+    error = np.mean((decoded - job.pixels.astype(np.float64)) ** 2) / 255.0**2
+    height, width = job.pixels.shape[:2]
+    return float(error) + quality_to_lambda(job.quality) * len(data) * 8 / (height * width)
 
 
 def write_bitstream(

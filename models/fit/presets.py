@@ -50,6 +50,9 @@ class Preset:
     compact_keeps_finest_grid: bool = False
     """Keep the finest grid of images under 512×512 pixels whatever
     :attr:`finest_grid_bpp`'s test says (see :data:`PRESETS`)."""
+    compact_candidates: int = 1
+    """Seeds encoded at once for an image under 512×512 pixels on the CPU, the best kept
+    (:mod:`~inrstore.models.fit.candidates`; at most one per torch thread)."""
     finest_grid_bpp: float | None = None
     """When set, the finest grid is also dropped for images whose half-resolution version is
     already good enough at this λ (see :func:`~inrstore.models.fit.finest_grid.zero_levels_for`);
@@ -152,6 +155,7 @@ PRESETS: dict[str, Preset] = {
         prefilter=True,
         compact_synthesis="refine",
         compact_keeps_finest_grid=True,
+        compact_candidates=2,
         crop_seconds=300.0,
         finest_grid_bpp=0.6,
         learning_rate_floor=1e-3,

@@ -1,0 +1,124 @@
+"""Several encodes of one image at once, from different seeds, keeping the best.
+
+A time-budgeted encode of a small image ends in one of several basins depending on its seed
+(the random start of the networks no stored set holds, the quantization noise): on the
+kodim23 crop at quality 50, `best`'s D + λR spreads over about ±3% between seeds, more than
+most changes to the recipe move it. Past a few thousand iterations a second thread buys an
+encode little, so on a CPU each candidate gets an equal share of the threads, and the
+bitstream with the least D + λR, measured on its own decode, is the one kept.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from inrstore.models.core.architecture import is_compact
+
+if TYPE_CHECKING:
+    from inrstore.models.fit.presets import Preset
+
+
+@dataclass(frozen=True)
+class EncodeJob:
+    """What every candidate encodes: ``pixels`` ``uint8 (H, W, C)`` under ``preset`` at
+    ``quality``, on ``device``, within ``time_limit`` seconds of training (None: the
+    preset's budget)."""
+
+    pixels: np.ndarray
+    preset: Preset
+    quality: float
+    device: str
+    time_limit: float | None
+
+
+def candidate_count(job: EncodeJob) -> int:
+    """How many seeds to encode: the preset's :attr:`~inrstore.models.fit.presets.Preset.
+    compact_candidates` for an image under 512×512 pixels on the CPU, at most one per thread
+    torch may use here; one otherwise."""
+    height, width = job.pixels.shape[:2]
+    if job.device != "cpu" or not is_compact(height, width):
+        return 1
+    return max(1, min(job.preset.compact_candidates, torch.get_num_threads()))
+
+
+def best_candidate(
+    encode: Callable[[EncodeJob, int, Callable | None], bytes],
+    score: Callable[[EncodeJob, bytes], float],
+    job: EncodeJob,
+    seeds: Sequence[int],
+    on_status: Callable | None = None,
+) -> bytes:
+    """The bitstream of least ``score`` among ``encode(job, seed, ...)`` over ``seeds`` (the
+    first on a tie).
+
+    The first seed runs in this process and reports to ``on_status``; the others run at the
+    same time, each in a fresh Python process (``python -m`` this module: unlike
+    :mod:`multiprocessing`'s spawn, it does not re-run the caller's main script), stopped if
+    this one fails or is interrupted. ``encode`` must be a module-level function. Each
+    candidate gets ``1/len(seeds)`` of this process's torch threads; this process's count is
+    restored afterwards.
+    """
+    threads = torch.get_num_threads()
+    share = max(1, threads // len(seeds))
+    workers: list[subprocess.Popen] = []
+    try:
+        for seed in seeds[1:]:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            )
+            workers.append(worker)
+            with worker.stdin:
+                pickle.dump((encode, job, seed, share), worker.stdin)
+        torch.set_num_threads(share)
+        try:
+            bitstreams = [encode(job, seeds[0], on_status)]
+        finally:
+            torch.set_num_threads(threads)
+        bitstreams += [_receive(worker) for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
+            worker.stdout.close()
+    return min(bitstreams, key=lambda data: score(job, data))
+
+
+def _receive(worker: subprocess.Popen) -> bytes:
+    """The bytes a worker sent; :class:`RuntimeError` if it failed or died without a word."""
+    try:
+        done, value = pickle.load(worker.stdout)
+    except EOFError:
+        raise RuntimeError(f"an encoder process ended with exit code {worker.wait()}") from None
+    if not done:
+        raise RuntimeError(f"an encoder process failed: {value}")
+    return value
+
+
+def _run_worker() -> None:
+    """A worker process: read ``(encode, job, seed, threads)`` from stdin, write
+    ``(True, bytes)`` or ``(False, message)`` to stdout (which nothing else may write to:
+    Python's own ``sys.stdout`` goes to stderr meanwhile). The pickles pass between an
+    encoder and the child it started only; nothing a store holds is ever unpickled."""
+    results = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    encode, job, seed, threads = pickle.load(sys.stdin.buffer)
+    torch.set_num_threads(threads)
+    try:
+        outcome = (True, encode(job, seed, None))
+    except Exception as err:  # reported by the parent, which raises it
+        outcome = (False, f"{type(err).__name__}: {err}")
+    with results:
+        pickle.dump(outcome, results)
+
+
+if __name__ == "__main__":
+    _run_worker()
