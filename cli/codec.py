@@ -57,6 +57,8 @@ def encode(
             )
         except ValueError as err:
             raise fail(str(err), 2) from None
+        except ChildProcessError as err:
+            raise fail(str(err)) from None
     try:
         target.write_bytes(data)
     except OSError as err:

@@ -1,11 +1,12 @@
 """Several encodes of one image at once, from different seeds, keeping the best.
 
-A time-budgeted encode of a small image ends in one of several basins depending on its seed
-(the random start of the networks no stored set holds, the quantization noise): on the
-kodim23 crop at quality 50, `best`'s D + λR spreads over about ±3% between seeds, more than
-most changes to the recipe move it. Past a few thousand iterations a second thread buys an
-encode little, so on a CPU each candidate gets an equal share of the threads, and the
-bitstream with the least D + λR, measured on its own decode, is the one kept.
+A time-budgeted encode of a small image ends in a basin that depends on its seed (the random
+start of the networks no stored set holds, the quantization noise): on the kodim23 crop at
+quality 50 `best`'s D + λR differed by 6% between seeds 0 and 1, more than most changes to
+its recipe moved it, while a second thread bought one encode about 1.5%. So on a CPU each
+candidate gets an equal share of the threads, and the bitstream with the least D + λR,
+measured on its own decode, is the one kept (``bench/HISTORY.md``, "Two seeds at once on
+small images").
 """
 
 from __future__ import annotations
@@ -93,13 +94,16 @@ def best_candidate(
 
 
 def _receive(worker: subprocess.Popen) -> bytes:
-    """The bytes a worker sent; :class:`RuntimeError` if it failed or died without a word."""
+    """The bytes a worker sent; :class:`ChildProcessError` if it failed or died without a
+    word."""
     try:
         done, value = pickle.load(worker.stdout)
     except EOFError:
-        raise RuntimeError(f"an encoder process ended with exit code {worker.wait()}") from None
+        raise ChildProcessError(
+            f"an encoder process ended with exit code {worker.wait()}"
+        ) from None
     if not done:
-        raise RuntimeError(f"an encoder process failed: {value}")
+        raise ChildProcessError(f"an encoder process failed: {value}")
     return value
 
 

@@ -92,6 +92,22 @@ def test_encode_errors(tmp_path: Path, quick_presets) -> None:
     assert missing.exit_code == 1 and "cannot read" in missing.output
 
 
+def test_a_failed_encoder_process_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def killed(*args, **kwargs) -> bytes:
+        raise ChildProcessError("an encoder process ended with exit code -9")
+
+    monkeypatch.setattr("inrstore.cli.codec.encode_image", killed)
+    image = tmp_path / "ok.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    outcome = runner.invoke(app, ["encode", str(image), str(tmp_path / "x.inr")])
+    assert outcome.exit_code == 1
+    assert "error: an encoder process ended with exit code -9" in outcome.output
+    assert "Traceback" not in outcome.output
+    assert not (tmp_path / "x.inr").exists()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
 @pytest.mark.parametrize(
     ("command", "device", "message"),

@@ -63,5 +63,5 @@ def test_a_failing_candidate_fails_the_encode_with_its_message(
     sample_pixels: np.ndarray,
 ) -> None:
     job = EncodeJob(sample_pixels, TWO, 80, "cpu", None)
-    with pytest.raises(RuntimeError, match=r"ValueError: no room left on the device$"):
+    with pytest.raises(ChildProcessError, match=r"ValueError: no room left on the device$"):
         best_candidate(failing_encode, rate_distortion, job, [0, 1])
