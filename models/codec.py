@@ -35,6 +35,7 @@ from inrstore.models.entropy.coding import (
     decode_latents,
     encode_latents,
 )
+from inrstore.models.metrics import bpp, mse
 from inrstore.models.render import Crop, render
 
 if TYPE_CHECKING:
@@ -142,10 +143,8 @@ def rate_distortion(job: EncodeJob, data: bytes) -> float:
     units plus λ × its bits per pixel (what training minimizes)."""
     from inrstore.models.fit.presets import quality_to_lambda
 
-    decoded = decode_image(data).astype(np.float64)
-    error = np.mean((decoded - job.pixels.astype(np.float64)) ** 2) / 255.0**2
-    height, width = job.pixels.shape[:2]
-    return float(error) + quality_to_lambda(job.quality) * len(data) * 8 / (height * width)
+    error = mse(job.pixels, decode_image(data)) / 255.0**2
+    return error + quality_to_lambda(job.quality) * bpp(len(data), *job.pixels.shape[:2])
 
 
 def write_bitstream(

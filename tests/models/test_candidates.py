@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
@@ -52,6 +53,11 @@ def test_candidates_only_for_small_images_on_the_cpu_one_per_thread(
     assert candidate_count(EncodeJob(small, TWO, 50, "cpu", None)) == 1
 
 
+def seed_bytes(job: EncodeJob, seed: int, on_status: Callable | None) -> bytes:
+    """The seed as one byte, and the thread count it ran with as another."""
+    return bytes([seed, torch.get_num_threads()])
+
+
 def failing_encode(job: EncodeJob, seed: int, on_status: Callable | None) -> bytes:
     """Fails in the worker (seed 1), succeeds here (seed 0)."""
     if seed:
@@ -59,9 +65,34 @@ def failing_encode(job: EncodeJob, seed: int, on_status: Callable | None) -> byt
     return b"x"
 
 
+def dying_encode(job: EncodeJob, seed: int, on_status: Callable | None) -> bytes:
+    """Ends its process without a word in the worker (seed 1)."""
+    if seed:
+        os._exit(3)
+    return b"x"
+
+
+@pytest.mark.parametrize("better", [0, 1])
+def test_the_candidate_of_least_score_wins_wherever_it_ran(
+    sample_pixels: np.ndarray, threads: Callable[[int], None], better: int
+) -> None:
+    threads(4)
+    job = EncodeJob(sample_pixels, TWO, 80, "cpu", None)
+    kept = best_candidate(seed_bytes, lambda job, data: abs(data[0] - better), job, [0, 1])
+    assert kept == bytes([better, 2])  # each ran with half of the four threads
+    assert torch.get_num_threads() == 4
+
+
+@pytest.mark.parametrize(
+    ("encode", "message"),
+    [
+        (failing_encode, r"failed: ValueError: no room left on the device$"),
+        (dying_encode, r"ended with exit code 3$"),
+    ],
+)
 def test_a_failing_candidate_fails_the_encode_with_its_message(
-    sample_pixels: np.ndarray,
+    sample_pixels: np.ndarray, encode: Callable, message: str
 ) -> None:
     job = EncodeJob(sample_pixels, TWO, 80, "cpu", None)
-    with pytest.raises(ChildProcessError, match=r"ValueError: no room left on the device$"):
-        best_candidate(failing_encode, rate_distortion, job, [0, 1])
+    with pytest.raises(ChildProcessError, match=message):
+        best_candidate(encode, rate_distortion, job, [0, 1])
