@@ -12,13 +12,17 @@ small images").
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import io
+import json
 import os
-import pickle
+import struct
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import torch
@@ -65,9 +69,9 @@ def best_candidate(
     The first seed runs in this process and reports to ``on_status``; the others run at the
     same time, each in a fresh Python process (``python -m`` this module: unlike
     :mod:`multiprocessing`'s spawn, it does not re-run the caller's main script), stopped if
-    this one fails or is interrupted. ``encode`` must be a module-level function. Each
-    candidate gets ``1/len(seeds)`` of this process's torch threads; this process's count is
-    restored afterwards.
+    this one fails or is interrupted. ``encode`` must be a module-level function: workers
+    import it by name. Each candidate gets ``1/len(seeds)`` of this process's torch threads;
+    this process's count is restored afterwards.
     """
     threads = torch.get_num_threads()
     share = max(1, threads // len(seeds))
@@ -79,7 +83,7 @@ def best_candidate(
             )
             workers.append(worker)
             with worker.stdin:
-                pickle.dump((encode, job, seed, share), worker.stdin)
+                _send(worker.stdin, _request(encode, job, seed, share), _npy(job.pixels))
         torch.set_num_threads(share)
         try:
             bitstreams = [encode(job, seeds[0], on_status)]
@@ -94,35 +98,91 @@ def best_candidate(
     return min(bitstreams, key=lambda data: score(job, data))
 
 
+# Between an encoder and the workers it starts, each way one message: a JSON header and a
+# payload, each after its length (big-endian u32). No pickles.
+_LENGTH = struct.Struct(">I")
+
+
+def _send(stream: BinaryIO, header: dict, payload: bytes) -> None:
+    text = json.dumps(header).encode()
+    stream.write(b"".join([_LENGTH.pack(len(text)), text, _LENGTH.pack(len(payload)), payload]))
+
+
+def _read(stream: BinaryIO) -> tuple[dict, bytes]:
+    """A message :func:`_send` wrote; :class:`EOFError` if the stream ends before it does."""
+
+    def exactly(count: int) -> bytes:
+        data = stream.read(count)
+        if len(data) != count:
+            raise EOFError
+        return data
+
+    header = json.loads(exactly(_LENGTH.unpack(exactly(_LENGTH.size))[0]))
+    return header, exactly(_LENGTH.unpack(exactly(_LENGTH.size))[0])
+
+
+def _request(encode: Callable, job: EncodeJob, seed: int, threads: int) -> dict:
+    """The header of a worker's job: everything but the pixels, the encoder by its name."""
+    return {
+        "encode": f"{encode.__module__}:{encode.__qualname__}",
+        "preset": dataclasses.asdict(job.preset),
+        "quality": job.quality,
+        "device": job.device,
+        "time_limit": job.time_limit,
+        "seed": seed,
+        "threads": threads,
+    }
+
+
+def _npy(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, pixels, allow_pickle=False)
+    return buffer.getvalue()
+
+
 def _receive(worker: subprocess.Popen) -> bytes:
     """The bytes a worker sent; :class:`ChildProcessError` if it failed or died without a
     word."""
     try:
-        done, value = pickle.load(worker.stdout)
+        header, payload = _read(worker.stdout)
     except EOFError:
         raise ChildProcessError(
             f"an encoder process ended with exit code {worker.wait()}"
         ) from None
-    if not done:
-        raise ChildProcessError(f"an encoder process failed: {value}")
-    return value
+    if header["error"] is not None:
+        raise ChildProcessError(f"an encoder process failed: {header['error']}")
+    return payload
 
 
 def _run_worker() -> None:
-    """A worker process: read ``(encode, job, seed, threads)`` from stdin, write
-    ``(True, bytes)`` or ``(False, message)`` to stdout (which nothing else may write to:
-    Python's own ``sys.stdout`` goes to stderr meanwhile). The pickles pass between an
-    encoder and the child it started only; nothing a store holds is ever unpickled."""
+    """A worker process: read a job from stdin, encode it, write the bytes (or the error) to
+    stdout, which nothing else may write to (Python's own ``sys.stdout`` goes to stderr
+    meanwhile)."""
+    from inrstore.models.fit.presets import Preset
+
     results = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    encode, job, seed, threads = pickle.load(sys.stdin.buffer)
-    torch.set_num_threads(threads)
+    request, pixels = _read(sys.stdin.buffer)
+    module, name = request["encode"].split(":")
+    encode = getattr(importlib.import_module(module), name)
+    settings = {
+        key: tuple(value) if isinstance(value, list) else value
+        for key, value in request["preset"].items()
+    }
+    job = EncodeJob(
+        np.load(io.BytesIO(pixels), allow_pickle=False),
+        Preset(**settings),
+        request["quality"],
+        request["device"],
+        request["time_limit"],
+    )
+    torch.set_num_threads(request["threads"])
     try:
-        outcome = (True, encode(job, seed, None))
+        outcome = ({"error": None}, encode(job, request["seed"], None))
     except Exception as err:  # reported by the parent, which raises it
-        outcome = (False, f"{type(err).__name__}: {err}")
+        outcome = ({"error": f"{type(err).__name__}: {err}"}, b"")
     with results:
-        pickle.dump(outcome, results)
+        _send(results, *outcome)
 
 
 if __name__ == "__main__":
