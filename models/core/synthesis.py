@@ -68,6 +68,10 @@ class MixedSynthesis:
         """Multiply-accumulates per output pixel."""
         return self.head.macs + 9 * self.features**2 + self.tail.macs
 
+    def start_bound(self, name: str, fan_in: int) -> float:
+        """Bound of weight ``name``'s uniform random start: ±1/√fan_in."""
+        return 1 / fan_in**0.5
+
     def forward(self, params: Params, flat: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
         """``flat``: the dense latents ``(L, rows·cols)`` → ``(channels, rows, cols)``."""
         features = torch.relu(mlp_forward(self.head, params, HEAD_PREFIX, flat))
@@ -112,6 +116,13 @@ class RefineSynthesis:
     def macs(self) -> int:
         """Multiply-accumulates per output pixel."""
         return self.head.macs + self.LAYERS * 9 * self.channels**2
+
+    def start_bound(self, name: str, fan_in: int) -> float:
+        """Bound of weight ``name``'s uniform random start, as Cool-chic starts this shape:
+        ±1/(√fan_in · fan_out²) for the MLP's weights, 0 for the rest (the convolutions start
+        at zero, so it starts as its MLP, rectified)."""
+        shape = self.parameter_shapes()[name]
+        return 1 / fan_in**0.5 / shape[1] ** 2 if len(shape) == 2 else 0.0
 
     def forward(self, params: Params, flat: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
         """``flat``: the dense latents ``(L, rows·cols)`` → ``(channels, rows, cols)``."""

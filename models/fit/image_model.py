@@ -12,7 +12,7 @@ from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.entropy_model import entropy_parameters
 from inrstore.models.core.mlp import Params
 from inrstore.models.core.synthesis import PREFIX as SYNTHESIS_PREFIX
-from inrstore.models.core.synthesis import RefineSynthesis, synthesize
+from inrstore.models.core.synthesis import synthesize
 from inrstore.models.core.upsample import (
     PREFILTER_PREFIX,
     identity_prefilter,
@@ -82,22 +82,21 @@ class ImageModel:
 
 def init_parameters(arch: Architecture, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """Weights uniform in ±1/√fan_in, biases zero; the entropy networks' last layers are zero,
-    so they start at μ = 0, σ = 1; pre-filters start as the identity. The ``refine``
-    synthesis starts as Cool-chic does: its convolutions at zero (so it starts as its MLP,
-    rectified), its MLP's weights in ±1/(√fan_in · fan_out²)."""
-    refine = isinstance(arch.synthesis, RefineSynthesis)
+    so they start at μ = 0, σ = 1; pre-filters start as the identity. The synthesis's weights
+    start as its shape says (:meth:`~inrstore.models.core.synthesis.RefineSynthesis.
+    start_bound`); a bound of 0 is a zero start, with no draw."""
     params = {}
     for name, shape in arch.parameter_shapes().items():
         if name.startswith(PREFILTER_PREFIX):
             params[name] = identity_prefilter()
             continue
-        if len(shape) == 1 or _is_entropy_output_layer(arch, name) or (refine and len(shape) == 4):
-            params[name] = torch.zeros(shape)
-            continue
         fan_in = shape[0] if len(shape) == 2 else int(np.prod(shape[1:]))
         bound = 1 / fan_in**0.5
-        if refine and name.startswith(SYNTHESIS_PREFIX):
-            bound /= shape[1] ** 2
+        if name.startswith(SYNTHESIS_PREFIX):
+            bound = arch.synthesis.start_bound(name, fan_in)
+        if len(shape) == 1 or _is_entropy_output_layer(arch, name) or bound == 0:
+            params[name] = torch.zeros(shape)
+            continue
         params[name] = (torch.rand(shape, generator=generator) * 2 - 1) * bound
     return params
 
