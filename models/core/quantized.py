@@ -22,19 +22,26 @@ class QuantizedModule:
     tensor_exponents: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
-    def quantize(cls, params: dict[str, torch.Tensor], exponent: int) -> QuantizedModule:
+    def quantize(
+        cls, params: dict[str, torch.Tensor], exponent: int, deadzone: float = 0.0
+    ) -> QuantizedModule:
+        """``params`` at step ``2**-exponent``, rounded to the nearest integer or, with a
+        ``deadzone`` in (0, 0.5), towards zero unless a magnitude's fraction reaches
+        0.5 + ``deadzone`` (fewer bits for a little more error)."""
         step = 2.0**-exponent
         integers = {
-            name: torch.round(value.detach().cpu().double() / step)
+            name: _rounded(value.detach().cpu().double() / step, deadzone)
             .clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT - 1)
             .long()
             for name, value in params.items()
         }
         return cls(exponent, integers)
 
-    def requantized(self, name: str, value: torch.Tensor, exponent: int) -> QuantizedModule:
+    def requantized(
+        self, name: str, value: torch.Tensor, exponent: int, deadzone: float = 0.0
+    ) -> QuantizedModule:
         """This module with tensor ``name`` replaced by float ``value`` at its own step."""
-        own = QuantizedModule.quantize({name: value}, exponent).integers
+        own = QuantizedModule.quantize({name: value}, exponent, deadzone).integers
         return QuantizedModule(
             self.exponent, self.integers | own, {**self.tensor_exponents, name: exponent}
         )
@@ -72,6 +79,12 @@ class QuantizedModule:
             name: (value.double() * 2.0 ** -self.exponent_of(name)).float().to(device)
             for name, value in self.integers.items()
         }
+
+
+def _rounded(values: torch.Tensor, deadzone: float) -> torch.Tensor:
+    if deadzone == 0.0:
+        return torch.round(values)
+    return torch.sign(values) * torch.floor(values.abs() + (0.5 - deadzone))
 
 
 def entropy_layers(arch: Architecture, modules: dict[str, QuantizedModule]) -> dict[str, list]:

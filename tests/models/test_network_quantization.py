@@ -9,7 +9,7 @@ from inrstore.models.bitstream.image_format import MAX_TENSOR_EXPONENT
 from inrstore.models.codec import decode_latent_state, write_bitstream
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.quantized import QuantizedModule
-from inrstore.models.fit.network_quantization import refine_tensors
+from inrstore.models.fit.network_quantization import DEADZONES, deadzone_tensors, refine_tensors
 
 from .conftest import random_grids, random_modules
 
@@ -31,6 +31,34 @@ def test_refinement_moves_each_tensor_to_its_cheapest_step_and_never_raises_the_
     refined = refine_tensors(start, floats, cost)
     assert {name: refined.exponent_of(name) for name in floats} == best
     assert cost(refined) == 0 < cost(start)
+
+
+def test_dead_zones_round_magnitudes_down_below_their_threshold() -> None:
+    values = {"w": torch.tensor([-2.75, -1.65, -0.55, 0.55, 0.65, 1.65, 2.5, 0.0])}
+    nearest = QuantizedModule.quantize(values, 0).integers["w"]
+    assert nearest.tolist() == [-3, -2, -1, 1, 1, 2, 2, 0]
+    zoned = QuantizedModule.quantize(values, 0, deadzone=0.2).integers["w"]
+    assert zoned.tolist() == [-3, -1, 0, 0, 0, 1, 2, 0]
+
+
+def test_dead_zone_search_keeps_the_cheapest_rounding_of_each_tensor() -> None:
+    generator = torch.Generator().manual_seed(1)
+    floats = {name: torch.randn(64, generator=generator) for name in ("a", "b")}
+    start = QuantizedModule.quantize(floats, 3)
+
+    def cost(module: QuantizedModule) -> float:
+        # Tensor a pays for its nonzero integers, so the widest dead zone wins there; b pays
+        # for its error only, so it keeps nearest rounding.
+        error = torch.sum((module.dequantized()["b"] - floats["b"]) ** 2)
+        return float(torch.count_nonzero(module.integers["a"]) + error)
+
+    chosen = deadzone_tensors(start, floats, cost)
+    widest = QuantizedModule.quantize(floats, 3, deadzone=max(DEADZONES)).integers
+    assert torch.equal(chosen.integers["a"], widest["a"])
+    assert torch.count_nonzero(chosen.integers["a"]) < torch.count_nonzero(start.integers["a"])
+    assert torch.equal(chosen.integers["b"], start.integers["b"])
+    assert chosen.exponent_of("a") == chosen.exponent_of("b") == 3
+    assert cost(chosen) < cost(start)
 
 
 def test_tensors_at_their_own_steps_survive_the_bitstream_exactly() -> None:
