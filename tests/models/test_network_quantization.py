@@ -47,15 +47,15 @@ def test_dead_zone_search_keeps_the_cheapest_rounding_of_each_tensor() -> None:
     start = QuantizedModule.quantize(floats, 3)
 
     def cost(module: QuantizedModule) -> float:
-        # Tensor a pays for its nonzero integers, so the widest dead zone wins there; b pays
-        # for its error only, so it keeps nearest rounding.
+        # Tensor a pays for its integers' magnitudes, so the widest dead zone wins there; b
+        # pays for its error only, so it keeps nearest rounding.
         error = torch.sum((module.dequantized()["b"] - floats["b"]) ** 2)
-        return float(torch.count_nonzero(module.integers["a"]) + error)
+        return float(module.integers["a"].abs().sum() + error)
 
     chosen = deadzone_tensors(start, floats, cost)
     widest = QuantizedModule.quantize(floats, 3, deadzone=max(DEADZONES)).integers
     assert torch.equal(chosen.integers["a"], widest["a"])
-    assert torch.count_nonzero(chosen.integers["a"]) < torch.count_nonzero(start.integers["a"])
+    assert chosen.integers["a"].abs().sum() < start.integers["a"].abs().sum()
     assert torch.equal(chosen.integers["b"], start.integers["b"])
     assert chosen.exponent_of("a") == chosen.exponent_of("b") == 3
     assert cost(chosen) < cost(start)
