@@ -91,8 +91,8 @@ class Preset:
     """Share of the iterations trained with hard rounding (straight-through) at the end.
     ``best`` has 0.05: on the kodim23 crop at quality 50 (4 000 iterations, one thread, two
     runs side by side, D + λR from the bitstream) it measured −1.0%, −2.3%, −0.3% and −2.2%
-    against 0.1 at seeds 0 to 3; no hard phase measured +0.0% and −0.9% at seeds 0 and 1, and
-    a quarter +8% (``bench/HISTORY.md``)."""
+    against 0.1 at seeds 0 to 3, and −1.6% on the whole kodim23 (its 614 s, seed 0); no hard
+    phase measured +0.0% and −0.9% at seeds 0 and 1, and a quarter +8% (``bench/HISTORY.md``)."""
     temperature_start: float = 0.5
     temperature_end: float = 0.1
     noise_start: float = 0.4
