@@ -133,7 +133,7 @@ def encode_seed(job: EncodeJob, seed: int, on_status: Callable | None = None) ->
         on_status=on_status,
         zero_levels=zero_levels,
     )
-    modules, prior_index = quantize_networks(fitted, pixels)
+    modules, prior_index = quantize_networks(fitted, pixels, chosen.weight_deadzones)
     grids = [grid.numpy().astype(np.int64) for grid in round_latents(fitted.grids)]
     return write_bitstream(arch, modules, prior_index, grids)
 

@@ -10,13 +10,10 @@ with its own Laplace scale and costs its header field too):
 2. each tensor on its own (format 4), :data:`SWEEPS` passes in order: from its module's
    exponent, one step coarser while that lowers the cost, else one step finer while that
    does;
-3. each tensor at its step, rounded with each dead zone of :data:`DEADZONES` (magnitudes
-   rounded down unless their fraction reaches 0.5 + the dead zone) where that lowers the
-   cost. The decoder does not know the difference.
-
-The third stage, on two `best` fits of the kodim23 256×256 crop at quality 50 (seeds 0 and 1,
-its 300 s), measured −0.40% and −0.21% D + λR from the bitstream (16 and 4 bytes fewer, PSNR
-+0.02 dB) for 0.4 s more.
+3. where the preset names dead zones (:attr:`~inrstore.models.fit.presets.Preset.
+   weight_deadzones`), each tensor at its step rounded with each of them (magnitudes rounded
+   down unless their fraction reaches 0.5 + the dead zone) where that lowers the cost. The
+   decoder does not know the difference.
 
 The second stage, on the same trained models with the bitstream's own size and PSNR (`fast`,
 two threads): the kodim23 256×256 crop −9.7% D + λR at quality 25 and −3.4% at 50, the 3×3
@@ -46,7 +43,6 @@ from inrstore.models.fit.train import FittedImage
 
 EXPONENTS = range(4, 17)
 SWEEPS = 1
-DEADZONES = (0.1, 0.2, 0.3)
 TENSOR_HEADER_BITS = 16
 """A tensor's step and scale field in the header (format 4)."""
 
@@ -67,10 +63,10 @@ def module_bits(module: QuantizedModule) -> float:
 
 
 def quantize_networks(
-    fitted: FittedImage, pixels: np.ndarray
+    fitted: FittedImage, pixels: np.ndarray, deadzones: tuple[float, ...] = ()
 ) -> tuple[dict[str, QuantizedModule], int]:
-    """Quantized modules (by name, every tensor with its own step) and the prior's scale
-    index."""
+    """Quantized modules (by name, every tensor with its own step and, among nearest rounding
+    and ``deadzones``, its cheapest rounding) and the prior's scale index."""
     arch = fitted.arch
     grids = round_latents(fitted.grids)
     current = dict(fitted.params)
@@ -84,7 +80,7 @@ def quantize_networks(
                 (QuantizedModule.quantize(floats, exponent) for exponent in EXPONENTS), key=cost
             )
             refined = refine_tensors(module, floats, cost)
-            chosen[name] = deadzone_tensors(refined, floats, cost)
+            chosen[name] = deadzone_tensors(refined, floats, cost, deadzones)
             current |= chosen[name].dequantized()
     return chosen, log_scale_index(float(fitted.prior_log_scale))
 
@@ -155,13 +151,16 @@ def deadzone_tensors(
     module: QuantizedModule,
     floats: dict[str, torch.Tensor],
     cost: Callable[[QuantizedModule], float],
+    deadzones: tuple[float, ...],
 ) -> QuantizedModule:
-    """Round each tensor, at its own step, with the dead zone of :data:`DEADZONES` that
-    lowers ``cost`` most (nearest rounding where none does)."""
+    """Round each tensor, at its own step, with the dead zone in ``deadzones`` (each in
+    (0, 0.5)) that lowers ``cost`` most (as ``module`` rounds it where none does)."""
+    if not deadzones:
+        return module
     best = cost(module)
     for name, value in floats.items():
         exponent = module.exponent_of(name)
-        for deadzone in DEADZONES:
+        for deadzone in deadzones:
             trial = module.requantized(name, value, exponent, deadzone)
             trial_cost = cost(trial)
             if trial_cost < best:

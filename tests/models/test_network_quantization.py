@@ -9,7 +9,7 @@ from inrstore.models.bitstream.image_format import MAX_TENSOR_EXPONENT
 from inrstore.models.codec import decode_latent_state, write_bitstream
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.quantized import QuantizedModule
-from inrstore.models.fit.network_quantization import DEADZONES, deadzone_tensors, refine_tensors
+from inrstore.models.fit.network_quantization import deadzone_tensors, refine_tensors
 
 from .conftest import random_grids, random_modules
 
@@ -52,8 +52,9 @@ def test_dead_zone_search_keeps_the_cheapest_rounding_of_each_tensor() -> None:
         error = torch.sum((module.dequantized()["b"] - floats["b"]) ** 2)
         return float(module.integers["a"].abs().sum() + error)
 
-    chosen = deadzone_tensors(start, floats, cost)
-    widest = QuantizedModule.quantize(floats, 3, deadzone=max(DEADZONES)).integers
+    assert deadzone_tensors(start, floats, cost, ()) is start
+    chosen = deadzone_tensors(start, floats, cost, (0.1, 0.3, 0.2))
+    widest = QuantizedModule.quantize(floats, 3, deadzone=0.3).integers
     assert torch.equal(chosen.integers["a"], widest["a"])
     assert chosen.integers["a"].abs().sum() < start.integers["a"].abs().sum()
     assert torch.equal(chosen.integers["b"], start.integers["b"])

@@ -52,6 +52,12 @@ def test_a_non_positive_clip_is_rejected(limit):
         Preset("t", 10, 0, gradient_clip=limit)
 
 
+@pytest.mark.parametrize("zones", [(0.0,), (0.2, 0.5), (float("nan"),)])
+def test_dead_zones_outside_the_open_half_unit_are_rejected(zones):
+    with pytest.raises(ValueError, match="weight_deadzones must lie in"):
+        Preset("t", 10, 0, weight_deadzones=zones)
+
+
 def test_learning_rates_fall_by_half_cosine_to_the_floor_then_hold_the_final_rate():
     preset = Preset(
         "t", 10, 0, hard_fraction=0.2, learning_rate_floor=1e-3, final_learning_rate=1e-4
