@@ -79,8 +79,7 @@ def quantize_networks(
             module = min(
                 (QuantizedModule.quantize(floats, exponent) for exponent in EXPONENTS), key=cost
             )
-            refined = refine_tensors(module, floats, cost)
-            chosen[name] = deadzone_tensors(refined, floats, cost, deadzones)
+            chosen[name] = refine_tensors(module, floats, cost, deadzones)
             current |= chosen[name].dequantized()
     return chosen, log_scale_index(float(fitted.prior_log_scale))
 
@@ -123,9 +122,11 @@ def refine_tensors(
     module: QuantizedModule,
     floats: dict[str, torch.Tensor],
     cost: Callable[[QuantizedModule], float],
+    deadzones: tuple[float, ...] = (),
 ) -> QuantizedModule:
     """Give each tensor its own step: :data:`SWEEPS` passes of coordinate descent over the
-    exponents in [0, :data:`MAX_TENSOR_EXPONENT`]."""
+    exponents in [0, :data:`MAX_TENSOR_EXPONENT`]; then round each at its step with the dead
+    zone in ``deadzones`` (each in (0, 0.5)) that lowers ``cost`` most, if one does."""
     module = QuantizedModule.with_tensor_steps(
         module.integers, dict.fromkeys(floats, module.exponent)
     )
@@ -144,20 +145,6 @@ def refine_tensors(
                     exponent += direction
                 if moved:
                     break
-    return module
-
-
-def deadzone_tensors(
-    module: QuantizedModule,
-    floats: dict[str, torch.Tensor],
-    cost: Callable[[QuantizedModule], float],
-    deadzones: tuple[float, ...],
-) -> QuantizedModule:
-    """Round each tensor, at its own step, with the dead zone in ``deadzones`` (each in
-    (0, 0.5)) that lowers ``cost`` most (as ``module`` rounds it where none does)."""
-    if not deadzones:
-        return module
-    best = cost(module)
     for name, value in floats.items():
         exponent = module.exponent_of(name)
         for deadzone in deadzones:

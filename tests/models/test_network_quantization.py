@@ -9,7 +9,7 @@ from inrstore.models.bitstream.image_format import MAX_TENSOR_EXPONENT
 from inrstore.models.codec import decode_latent_state, write_bitstream
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.quantized import QuantizedModule
-from inrstore.models.fit.network_quantization import deadzone_tensors, refine_tensors
+from inrstore.models.fit.network_quantization import refine_tensors
 
 from .conftest import random_grids, random_modules
 
@@ -48,12 +48,14 @@ def test_dead_zone_search_keeps_the_cheapest_rounding_of_each_tensor() -> None:
 
     def cost(module: QuantizedModule) -> float:
         # Tensor a pays for its integers' magnitudes, so the widest dead zone wins there; b
-        # pays for its error only, so it keeps nearest rounding.
+        # pays for its error only, so it keeps nearest rounding. Both keep their step.
         error = torch.sum((module.dequantized()["b"] - floats["b"]) ** 2)
-        return float(module.integers["a"].abs().sum() + error)
+        moved = sum(module.exponent_of(name) != 3 for name in floats)
+        return float(module.integers["a"].abs().sum() + error + 1e6 * moved)
 
-    assert deadzone_tensors(start, floats, cost, ()) is start
-    chosen = deadzone_tensors(start, floats, cost, (0.1, 0.3, 0.2))
+    nearest = refine_tensors(start, floats, cost)
+    assert all(torch.equal(nearest.integers[n], start.integers[n]) for n in floats)
+    chosen = refine_tensors(start, floats, cost, (0.1, 0.3, 0.2))
     widest = QuantizedModule.quantize(floats, 3, deadzone=0.3).integers
     assert torch.equal(chosen.integers["a"], widest["a"])
     assert chosen.integers["a"].abs().sum() < start.integers["a"].abs().sum()
