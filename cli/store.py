@@ -29,12 +29,14 @@ from inrstore.models.fit.presets import DEFAULT_QUALITY, PRESETS
 from inrstore.store import MemberInfo, Store, StoreError
 from inrstore.store.archive import read_labels
 from inrstore.store.ids import short
+from inrstore.store.memory_faults import guard_memory_faults
 
 _FORMATS = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG", "jpg": "JPEG"}
 
 
 @contextlib.contextmanager
 def _opened(ctx: typer.Context, *, readonly: bool = True, create: bool = False) -> Iterator[Store]:
+    guard_memory_faults(ctx.obj["store"])
     try:
         store = Store.open(ctx.obj["store"], readonly=readonly, create=create)
     except StoreError as err:
@@ -162,9 +164,14 @@ def ls(
     with _opened(ctx) as store:
         rows = list(store.members())
     infos = [row for row in rows if isinstance(row, MemberInfo)]
+    damaged = [row for row in rows if not isinstance(row, MemberInfo)]
     if as_json:
-        for info in infos:
-            print(json.dumps(info.__dict__ | {"bpp": info.bpp}))
+        for row in rows:
+            if isinstance(row, MemberInfo):
+                print(json.dumps(row.__dict__ | {"bpp": row.bpp}))
+            else:
+                print(json.dumps({"hex_id": row[0], "error": row[1]}))
+        _report_damage(damaged)
         return
     table = Table(title=f"{len(infos)} images", title_justify="left")
     for column in ("id", "name", "size", "ch", "bpp", "PSNR", "shard"):
@@ -175,9 +182,13 @@ def ls(
             f"{info.bpp:.3f}", f"{info.psnr:.2f}", str(info.shard),
         )  # fmt: skip
     console.print(table)
-    damaged = [row for row in rows if not isinstance(row, MemberInfo)]
+    _report_damage(damaged)
+
+
+def _report_damage(damaged: list[tuple[str, str]]) -> None:
+    """Damaged rows on stderr, then exit status 1 (the same for every form of ``ls``)."""
     for hex_id, reason in damaged:
-        errors.print(f"[red]damaged:[/] {short(hex_id)}: {reason}")
+        errors.print(f"[red]damaged:[/] {short(hex_id)}: {reason}", highlight=False)
     if damaged:
         raise typer.Exit(1)
 
@@ -228,8 +239,8 @@ def verify(
             quick=quick, on_member=lambda i: progress.update(task, advance=1, status=short(i))
         )
     if failures:
-        table = Table(title="Damaged images", title_justify="left")
-        table.add_column("id")
+        table = Table(title="Damage found", title_justify="left")
+        table.add_column("where")
         table.add_column("problem")
         for ident, problem in failures:
             table.add_row(ident, problem)
@@ -255,12 +266,19 @@ def stats(ctx: typer.Context) -> None:
 
 def export(ctx: typer.Context, directory: Annotated[Path, typer.Argument()]) -> None:
     """Decode every image to PNG under its original relative name inside DIRECTORY."""
+    problems: list[tuple[str, str]] = []
     with _opened(ctx) as store, progress_bar() as progress:
         task = progress.add_task("export", total=len(store.ids()), status="")
         written = store.export(
-            directory, on_member=lambda i: progress.update(task, advance=1, status=short(i))
+            directory,
+            on_member=lambda i: progress.update(task, advance=1, status=short(i)),
+            on_problem=lambda ident, message: problems.append((ident, message)),
         )
+    for ident, message in problems:
+        errors.print(f"[yellow]warning:[/] {ident}: {message}", highlight=False)
     console.print(f"wrote {len(written)} images to {directory}")
+    if any(message.startswith("not exported") for _, message in problems):
+        raise typer.Exit(1)
 
 
 def compact(ctx: typer.Context) -> None:

@@ -32,7 +32,10 @@ DEFAULT_MAX_PIXELS = 100_000_000
 
 _KEPT_MODES = {"L": 1, "RGB": 3, "RGBA": 4}
 _TO_RGBA = {"LA", "La", "PA", "RGBa"}
-_SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+_SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
+_SIGNED_SAMPLES = 2
+"""TIFF's SampleFormat value for two's-complement integers (tag 339; 1, the default, is
+unsigned)."""
 
 
 @dataclass(frozen=True)
@@ -146,14 +149,20 @@ def _decode(path: Path, image: Image.Image) -> tuple[np.ndarray, str | None]:
         image.seek(0)
         image.load()
         oriented = ImageOps.exif_transpose(image)
-        return _to_kept_mode(oriented)
+        return _to_kept_mode(oriented, _signed_samples(image))
     except MemoryError:
         raise ImageTooLargeError(path, "not enough memory to decode") from None
     except Exception as err:  # Pillow's decoders raise many types for damaged data.
         raise CorruptImageError(path, f"damaged or truncated image data ({err})") from None
 
 
-def _to_kept_mode(image: Image.Image) -> tuple[np.ndarray, str | None]:
+def _signed_samples(image: Image.Image) -> bool:
+    """Whether a TIFF's SampleFormat tag says its integers are signed."""
+    formats = getattr(image, "tag_v2", {}).get(339, (1,))
+    return (formats[0] if isinstance(formats, tuple) else formats) == _SIGNED_SAMPLES
+
+
+def _to_kept_mode(image: Image.Image, signed: bool = False) -> tuple[np.ndarray, str | None]:
     mode = image.mode
     if mode in _KEPT_MODES:
         return _as_hwc(np.asarray(image, dtype=np.uint8)), None
@@ -161,6 +170,9 @@ def _to_kept_mode(image: Image.Image) -> tuple[np.ndarray, str | None]:
         wide = np.asarray(image).astype(np.int64)
         narrow = ((np.clip(wide, 0, 65535) + 128) // 257).astype(np.uint8)
         return _as_hwc(narrow), f"{mode} -> L (16-bit values scaled to 8 bits)"
+    if mode == "I":
+        narrow = _thirty_two_to_eight(np.asarray(image, dtype=np.int32), signed)
+        return _as_hwc(narrow), "I -> L (32-bit values scaled to 8 bits)"
     if mode == "F":
         narrow = np.clip(np.rint(np.asarray(image, dtype=np.float64)), 0, 255).astype(np.uint8)
         return _as_hwc(narrow), "F -> L (float values rounded and clipped to 0..255)"
@@ -172,6 +184,13 @@ def _to_kept_mode(image: Image.Image) -> tuple[np.ndarray, str | None]:
         target = "RGB"
     converted = image.convert(target)
     return _as_hwc(np.asarray(converted, dtype=np.uint8)), f"{mode} -> {target}"
+
+
+def _thirty_two_to_eight(values: np.ndarray, signed: bool) -> np.ndarray:
+    """Pillow's mode ``I`` (``int32`` values) → ``uint8``: the full unsigned 32-bit range,
+    or with ``signed`` the full signed range, scaled to 0..255."""
+    unsigned = values.astype(np.int64) + 2**31 if signed else values.view(np.uint32)
+    return ((unsigned.astype(np.int64) + 2**23) >> 24).clip(0, 255).astype(np.uint8)
 
 
 def _as_hwc(array: np.ndarray) -> np.ndarray:

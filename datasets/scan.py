@@ -56,7 +56,11 @@ def scan_images(paths: list[str | Path] | str | Path) -> ScanResult:
 
 
 def _add(path: Path, name: str, result: ScanResult, seen: set[Path]) -> None:
-    real = path.resolve()
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symbolic link loop (Python < 3.13)
+        result.problems.append((path, "symbolic link loop"))
+        return
     if real not in seen:
         seen.add(real)
         result.images.append(FoundImage(path=path, name=name))
@@ -70,7 +74,12 @@ def _walk(root: Path, result: ScanResult, seen_files: set[Path]) -> None:
 
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=on_error):
         here = Path(dirpath)
-        real = here.resolve()
+        try:
+            real = here.resolve()
+        except (OSError, RuntimeError):
+            result.problems.append((here, "symbolic link loop"))
+            dirnames[:] = []
+            continue
         if real in visited_dirs:
             result.problems.append((here, "folder already visited (symbolic link loop)"))
             dirnames[:] = []

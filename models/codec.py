@@ -36,7 +36,7 @@ from inrstore.models.entropy.coding import (
     encode_latents,
 )
 from inrstore.models.metrics import bpp, mse
-from inrstore.models.render import Crop, render
+from inrstore.models.render import Crop, check_decode_memory, render
 
 if TYPE_CHECKING:
     from inrstore.models.fit.candidates import EncodeJob
@@ -185,10 +185,17 @@ def read_header(data: bytes) -> ImageHeader:
     return unpack_image(data)[0]
 
 
-def decode_latent_state(data: bytes) -> tuple[ImageHeader, dict[str, QuantizedModule], list]:
-    """Header, quantized modules and integer grids (float64 arrays, finest first)."""
+def decode_latent_state(
+    data: bytes, scale: float = 1.0
+) -> tuple[ImageHeader, dict[str, QuantizedModule], list]:
+    """Header, quantized modules and integer grids (float64 arrays, finest first).
+
+    Raises ``ValueError`` before decoding when rendering at ``scale`` would exceed the decode
+    memory budget (:func:`~inrstore.models.render.check_decode_memory`).
+    """
     header, parameter_bytes, latent_bytes = unpack_image(data)
     arch = header.arch
+    check_decode_memory(arch, scale)
     shapes = arch.parameter_shapes()
     codings = header.tensors
     names = tensor_names(arch)
@@ -254,5 +261,5 @@ def decode_image(data: bytes, scale: float = 1.0, crop: Crop | None = None) -> n
     Raises :class:`BitstreamError` for bytes that are not a valid inrstore image and
     ``ValueError`` for a scale outside [1/16, 8] or a crop outside the image.
     """
-    header, modules, grids = decode_latent_state(data)
+    header, modules, grids = decode_latent_state(data, scale)
     return render_decoded(header.arch, modules, grids, scale, crop)

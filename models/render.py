@@ -15,6 +15,14 @@ from inrstore.models.core.upsample import GridSampler, pixel_centres
 MIN_SCALE, MAX_SCALE = 1.0 / 16.0, 8.0
 MAX_OUTPUT_PIXELS = 400_000_000
 
+DECODE_MEMORY_BUDGET = 4 << 30
+"""Bytes a decode may use at most; a member or bitstream that would need more is refused."""
+LATENT_BYTES = 32
+"""Peak decode bytes per image pixel besides the output (float64 grids, their float32
+copies, column interpolations, bands): 17–21 measured on 4–16 Mpx members whose grids were
+all zero; the rest is room for the contexts of coded grids. With the 4 GiB budget every
+image up to the 100 Mpx loader limit decodes at scale 1."""
+
 RENDER_BLOCK = 65536
 """Pixels per band of rows rendered at once (plus the synthesis's margin rows on each side
 for its 3×3 convolutions): a band's activations stay in the CPU's cache, about 2× faster than
@@ -91,7 +99,7 @@ def render(
     row_centres = pixel_centres(top, bottom - top, row_ratio)
     col_centres = pixel_centres(left, right - left, col_ratio)
     band = max(1, RENDER_BLOCK // (right - left))
-    pieces = []
+    output = np.empty((rows, cols, arch.channels), np.uint8)
     with torch.no_grad():
         sampler = GridSampler(grids, row_centres, col_centres, params)
         for start in range(row0, row0 + rows, band):
@@ -99,6 +107,27 @@ def render(
             first, last = max(top, start - margin), min(bottom, stop + margin)
             latents = sampler.rows(first - top, last - top)
             image = synthesize(arch.synthesis, params, latents)
-            pieces.append(image[:, start - first : stop - first, col0 - left : col0 - left + cols])
-    block = torch.cat(pieces, dim=1)
-    return (block.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+            block = image[:, start - first : stop - first, col0 - left : col0 - left + cols]
+            pixels = (block.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
+            output[start - row0 : stop - row0] = pixels.numpy()
+    return output
+
+
+def check_decode_memory(arch: Architecture, scale: float) -> None:
+    """Refuse, before anything is allocated, a decode that would need more than
+    :data:`DECODE_MEMORY_BUDGET` bytes (the latent grids at full size, the rendering bands
+    and the ``uint8`` output; see :func:`decode_memory`)."""
+    needed = decode_memory(arch, scale)
+    if needed > DECODE_MEMORY_BUDGET:
+        raise ValueError(
+            f"decoding this {arch.width}x{arch.height} image at scale {scale:g} would need about "
+            f"{needed / 2**30:.1f} GiB, over the {DECODE_MEMORY_BUDGET / 2**30:.0f} GiB decode "
+            "budget (a smaller --scale or a --crop needs less)"
+        )
+
+
+def decode_memory(arch: Architecture, scale: float) -> int:
+    """Peak bytes of decoding ``arch`` at ``scale``: :data:`LATENT_BYTES` per image pixel
+    (the grids, their contexts and interpolations) plus ``channels`` per output pixel."""
+    rows, cols = output_size(arch, scale)
+    return LATENT_BYTES * arch.height * arch.width + arch.channels * rows * cols

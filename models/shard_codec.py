@@ -40,7 +40,7 @@ from inrstore.models.core.architecture import Architecture, levels_for
 from inrstore.models.core.mixture import member_modules
 from inrstore.models.core.quantized import QuantizedModule
 from inrstore.models.entropy.coding import CodingError, read_latents, write_latents
-from inrstore.models.render import Crop
+from inrstore.models.render import Crop, check_decode_memory
 
 if TYPE_CHECKING:
     from inrstore.models.fit.presets import Preset
@@ -213,6 +213,7 @@ def decode_member(
     if own.header_tag != shared.tag:
         raise BitstreamError("this member record does not belong to this shard header")
     arch = own.arch(template)
+    check_decode_memory(arch, scale)
     decoder = range_decoder(payload, "shard member payload")
     coefficients = None
     exponents = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import multiprocessing
 import os
-import shutil
 import struct
 import time
 from collections import OrderedDict
@@ -28,6 +27,14 @@ from inrstore.models.bitstream.errors import BitstreamError
 from inrstore.models.codec import Crop
 from inrstore.models.shard_codec import DecodedHeader, decode_member, read_shard_header
 from inrstore.store import ids
+from inrstore.store.checks import (
+    NEXT_SHARD,
+    check_tables,
+    count_key,
+    is_member_key,
+    next_shard_number,
+    shown_key,
+)
 from inrstore.store.encoding import (
     EncodedRecords,
     EncodeSettings,
@@ -37,7 +44,8 @@ from inrstore.store.encoding import (
     encode_job_in_worker,
 )
 from inrstore.store.env import StoreEnv
-from inrstore.store.errors import CorruptRecordError, StoreError
+from inrstore.store.errors import CorruptRecordError, StoreDamagedError, StoreError
+from inrstore.store.lmdb_pages import PageDamage, walk_pages
 from inrstore.store.records import (
     MemberRecord,
     ShardRecord,
@@ -48,20 +56,16 @@ from inrstore.store.records import (
 )
 from inrstore.store.sharding import group_into_shards, size_class
 
-_NEXT_SHARD = b"next_shard"
-
-
-def _count_key(number: int) -> bytes:
-    """``meta`` key of a shard's member count (read by ``get`` instead of the member list)."""
-    return b"members:" + struct.pack(">Q", number)
-
-
 PIXELS_DIFFER = (
     "bytes intact, but decodes to different pixels than when added "
     "(float rounding of the synthesis differs on this machine or version)"
 )
 """What ``verify`` reports when checksums pass and only the pixel hash differs: the latents
 decode exactly everywhere, the float synthesis may round a pixel differently."""
+
+MAX_NAME_BYTES = 250
+"""Longest file-name component export writes (255 on common filesystems, less ``.png``)."""
+MAX_PATH_BYTES = 3000
 
 HEADER_CACHE_SIZE = 32
 """Decoded shard headers kept per open store (least recently used dropped first)."""
@@ -234,7 +238,7 @@ class Store:
 
     def _header_share(self, txn, number: int, header_bytes: int) -> float:
         """Header bytes per member of shard ``number``, from its 4-byte member count."""
-        raw_count = txn.get(_count_key(number), db=self._env.dbs["meta"])
+        raw_count = txn.get(count_key(number), db=self._env.dbs["meta"])
         if raw_count is None or len(raw_count) != 4 or raw_count == bytes(4):
             raise CorruptRecordError(f"the member count of shard {number} is damaged")
         return header_bytes / struct.unpack(">I", raw_count)[0]
@@ -255,7 +259,8 @@ class Store:
         """Full hex ids of every member, sorted."""
         with self._env.read() as txn:
             cursor = txn.cursor(db=self._env.dbs["members"])
-            return [key.decode() for key in cursor.iternext(keys=True, values=False)]
+            keys = cursor.iternext(keys=True, values=False)
+            return [key.decode() for key in keys if is_member_key(key)]
 
     def info(self, ident: str) -> MemberInfo:
         return self.read(ident, decode=False)[1]
@@ -265,6 +270,9 @@ class Store:
         with self._env.read() as txn:
             shares = self._header_shares(txn)
             for key, raw in txn.cursor(db=self._env.dbs["members"]):
+                if not is_member_key(key):
+                    yield shown_key(key), "a members key that is not a content id"
+                    continue
                 try:
                     record = unpack_member(raw)
                 except CorruptRecordError as err:
@@ -458,17 +466,18 @@ class Store:
             ]
             if not fresh:
                 return added
-            raw = txn.get(_NEXT_SHARD, db=dbs["meta"])
-            number = struct.unpack(">Q", raw)[0] if raw else 1
-            txn.put(_NEXT_SHARD, struct.pack(">Q", number + 1), db=dbs["meta"])
+            number = next_shard_number(txn, dbs)
+            txn.put(NEXT_SHARD, struct.pack(">Q", number + 1), db=dbs["meta"])
             preset_name = preset if isinstance(preset, str) else getattr(preset, "name", "custom")
             shard = ShardRecord(
                 number, int(time.time()), preset_name[:255], quality,
                 tuple(r.content_id for r in fresh),
             )  # fmt: skip
-            txn.put(struct.pack(">Q", number), pack_shard(shard), db=dbs["shards"])
-            txn.put(struct.pack(">Q", number), encoded.header, db=dbs["headers"])
-            txn.put(_count_key(number), struct.pack(">I", len(fresh)), db=dbs["meta"])
+            key = struct.pack(">Q", number)
+            new_shard = txn.put(key, pack_shard(shard), db=dbs["shards"], overwrite=False)
+            if not (new_shard and txn.put(key, encoded.header, db=dbs["headers"], overwrite=False)):
+                raise StoreDamagedError(f"{self.path}: shard {number} is in use; nothing written")
+            txn.put(count_key(number), struct.pack(">I", len(fresh)), db=dbs["meta"])
             for record in fresh:
                 stored = MemberRecord(**{**record.__dict__, "shard": number})
                 txn.put(record.hex_id.encode(), pack_member(stored), db=dbs["members"])
@@ -503,43 +512,75 @@ class Store:
                     updated = ShardRecord(**{**shard.__dict__, "members": remaining})
                     txn.put(key, pack_shard(updated), db=dbs["shards"])
                     count = struct.pack(">I", len(remaining))
-                    txn.put(_count_key(record.shard), count, db=dbs["meta"])
+                    txn.put(count_key(record.shard), count, db=dbs["meta"])
                 else:
                     txn.delete(key, db=dbs["shards"])
                     txn.delete(key, db=dbs["headers"])
-                    txn.delete(_count_key(record.shard), db=dbs["meta"])
+                    txn.delete(count_key(record.shard), db=dbs["meta"])
         return sorted(targets)
 
     def verify(
         self, *, quick: bool = False, on_member: Callable[[str], None] | None = None
     ) -> list[tuple[str, str]]:
-        """Check every member's record and shard header (checksums, structure) and, unless
-        ``quick``, that it decodes to the very pixels it decoded to when added. Returns
-        ``(short id, problem)`` for each failure."""
-        failures = []
+        """Check the store and return ``(where, problem)`` for each failure.
+
+        First the LMDB structure, page by page through ``pread`` (damage found there is the
+        only failure returned: the memory map is not touched); then the tables against each
+        other (:func:`~inrstore.store.checks.check_tables`); then every member's record and
+        shard header (checksums, structure) and, unless ``quick``, that it decodes to the
+        very pixels it decoded to when added.
+        """
+        try:
+            walk_pages(self.path)
+        except PageDamage as err:
+            return [("store", f"LMDB structure damaged: {err}")]
+        try:
+            with self._env.read() as txn:
+                failures = check_tables(txn, self._env.dbs)
+        except StoreDamagedError as err:
+            return [("store", str(err))]
         for hex_id in self.ids():
             if on_member is not None:
                 on_member(hex_id)
-            try:
-                with self._env.read() as txn:
-                    record = self._member(txn, hex_id)
-                    self._shard(txn, record.shard)
-                    self._decoded_header(record.shard, self._header(txn, record.shard))
-                if not quick:
-                    decoded, _ = self.read(hex_id)
-                    if pixel_sha256(decoded) != record.decoded_id.hex():
-                        failures.append((ids.short(hex_id), PIXELS_DIFFER))
-            except (CorruptRecordError, BitstreamError) as err:
-                failures.append(
-                    (ids.short(hex_id), str(err).removeprefix(ids.short(hex_id) + ": "))
-                )
+            problem = self._member_problem(hex_id, quick)
+            if problem is not None:
+                failures.append((ids.short(hex_id), problem))
         return failures
 
+    def _member_problem(self, hex_id: str, quick: bool) -> str | None:
+        try:
+            with self._env.read() as txn:
+                record = self._member(txn, hex_id)
+                self._shard(txn, record.shard)
+                self._decoded_header(record.shard, self._header(txn, record.shard))
+            if not quick:
+                decoded, _ = self.read(hex_id)
+                if pixel_sha256(decoded) != record.decoded_id.hex():
+                    return PIXELS_DIFFER
+        except (CorruptRecordError, BitstreamError, ValueError) as err:
+            return str(err).removeprefix(ids.short(hex_id) + ": ")
+        return None
+
     def export(
-        self, directory: str | Path, *, on_member: Callable[[str], None] | None = None
+        self,
+        directory: str | Path,
+        *,
+        on_member: Callable[[str], None] | None = None,
+        on_problem: Callable[[str, str], None] | None = None,
     ) -> list[Path]:
-        """Decode every member to PNG under its original relative name inside ``directory``
-        (a name that would escape it, or repeat, gets the member's short id instead)."""
+        """Decode every member to PNG under its original relative name inside ``directory``.
+
+        A name that would escape the folder, repeat, or that the filesystem cannot hold
+        (empty, ``.``, a NUL byte, a component over 255 bytes) gets the member's short id
+        instead; a member that cannot be decoded is skipped. Both are reported through
+        ``on_problem(short id, message)`` and the export goes on.
+        """
+        try:
+            walk_pages(self.path)
+        except PageDamage as err:
+            message = f"{self.path}: store damaged ({err}); see 'inrstore verify'"
+            raise StoreDamagedError(message) from None
+        report = on_problem or (lambda ident, message: None)
         root = Path(directory).resolve()
         root.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
@@ -547,10 +588,21 @@ class Store:
         for hex_id in self.ids():
             if on_member is not None:
                 on_member(hex_id)
-            pixels, info = self.read(hex_id)
-            target = _safe_target(root, info.name, hex_id, used)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            to_pil_image(pixels).save(target)
+            try:
+                pixels, info = self.read(hex_id)
+            except (CorruptRecordError, BitstreamError, ValueError) as err:
+                report(ids.short(hex_id), f"not exported: {err}")
+                continue
+            target, refused = _safe_target(root, info.name, hex_id, used)
+            if refused:
+                report(ids.short(hex_id), f"name {info.name!r} {refused}; saved as {target.name}")
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                to_pil_image(pixels).save(target)
+            except (OSError, ValueError) as err:
+                target = root / f"{ids.short(hex_id)}.png"
+                report(ids.short(hex_id), f"cannot be written ({err}); saved as {target.name}")
+                to_pil_image(pixels).save(target)
             used.add(target)
             written.append(target)
         return written
@@ -558,21 +610,14 @@ class Store:
     def compact(self) -> tuple[int, int]:
         """Rewrite the store without free pages; returns disk bytes (before, after).
 
-        Needs exclusive use: no other process may have the store open.
+        Needs exclusive use: raises :class:`~inrstore.store.errors.StoreBusyError` while
+        another process has the store open (an ``add``, a reader, a server).
         """
+        self._env.exclusive()
         before = self._env.disk_bytes()
         path = self.path
-        staging = path.with_name(path.name + ".compacting")
-        if staging.exists():
-            shutil.rmtree(staging)
-        staging.mkdir()
-        self._env.copy_compacted(staging)
-        self._env.close()
+        self._env.replace_compacted()
         self._headers.clear()
-        retired = path.with_name(path.name + ".old")
-        os.replace(path, retired)
-        os.replace(staging, path)
-        shutil.rmtree(retired)
         self._env = StoreEnv.open(path)
         return before, self._env.disk_bytes()
 
@@ -583,13 +628,27 @@ def _folder_labels(images: list[FoundImage]) -> dict[str, int]:
     return {i.name: index[PurePosixPath(i.name).parts[0]] for i in images if "/" in i.name}
 
 
-def _safe_target(root: Path, name: str, hex_id: str, used: set[Path]) -> Path:
-    relative = PurePosixPath(name).with_suffix(".png")
-    candidate = (root / Path(*relative.parts)).resolve() if relative.parts else root
-    escapes = relative.is_absolute() or ".." in relative.parts or not candidate.is_relative_to(root)
-    if escapes or candidate == root or candidate in used:
-        candidate = root / f"{ids.short(hex_id)}.png"
-    return candidate
+def _safe_target(root: Path, name: str, hex_id: str, used: set[Path]) -> tuple[Path, str]:
+    """Where to export a member named ``name``: under its name inside ``root`` when that is
+    a usable, new path there, else ``root / <short id>.png`` with the reason (else "")."""
+    fallback = root / f"{ids.short(hex_id)}.png"
+    parts = PurePosixPath(name).parts
+    usable = (
+        parts
+        and not PurePosixPath(name).is_absolute()
+        and all(p not in (".", "..") and "\x00" not in p for p in parts)
+        and all(len(p.encode()) <= MAX_NAME_BYTES for p in parts)
+        and len(name.encode()) <= MAX_PATH_BYTES
+    )
+    if not usable:
+        return fallback, "cannot be a file name"
+    relative = PurePosixPath(*parts[:-1], PurePosixPath(parts[-1]).stem + ".png")
+    candidate = (root / Path(*relative.parts)).resolve()
+    if not candidate.is_relative_to(root) or candidate == root:
+        return fallback, "would leave the export folder"
+    if candidate in used:
+        return fallback, "is taken by another member"
+    return candidate, ""
 
 
 class _AddCounter:

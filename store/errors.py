@@ -33,3 +33,11 @@ class AmbiguousIdError(StoreError, KeyError):
 
 class CorruptRecordError(StoreError):
     """A stored record fails its checksum or does not parse."""
+
+
+class StoreDamagedError(CorruptRecordError):
+    """The store's database structure is damaged (not one record: its pages)."""
+
+
+class StoreBusyError(StoreError):
+    """Another process holds the store in a way that excludes this use."""

@@ -52,7 +52,7 @@ from inrstore.models.bitstream.image_format import (
     checked_arch,
     present_modules,
 )
-from inrstore.models.core.architecture import Architecture
+from inrstore.models.core.architecture import Architecture, levels_for
 
 HEADER_MAGIC = b"INSH"
 MEMBER_MAGIC = b"IM"
@@ -180,6 +180,11 @@ def unpack_member(data: bytes, template: Architecture) -> tuple[MemberHeader, by
     values = MEMBER_PREFIX.unpack(data)
     member = MemberHeader(**values)
     check_zero_flags(member.zero_flags, checked_arch(arch_values(template) | values))
+    if levels_for(member.height, member.width) > template.levels:
+        raise BitstreamError(
+            f"a {member.width}x{member.height} member needs more latent grids than its shard "
+            f"header's {template.levels}: no encoder wrote it"
+        )
     if len(data) < MEMBER_PREFIX.size + MEMBER_CHECK:
         raise BitstreamError("shard member is truncated")
     check_seal(data, "shard member", MEMBER_CHECK)
