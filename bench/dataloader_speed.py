@@ -20,9 +20,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from inrstore.bench.run import write_report
 from inrstore.datasets import scan_images
-from inrstore.datasets.torch_dataset import StoreDataset
 from inrstore.models.fit.presets import Preset
-from inrstore.store import Store
+from inrstore.store import Store, StoreDataset
 
 
 class FileDataset(Dataset):

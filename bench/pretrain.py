@@ -1,7 +1,7 @@
 """Rebuild the encoder's warm-start weights (:mod:`inrstore.models.fit.warm_start`).
 
 Usage: ``python -m inrstore.bench.pretrain CIFAR_FOLDER [--out models/fit/initial_weights.npz]
-[--report bench/results/pretrain.json]``. For each architecture the presets use on 256×256
+[--report bench/results/pretrain/pretrain.json]``. For each architecture the presets use on 256×256
 crops and on Kodak-sized (768×512) images, tiles equal-sized images of CIFAR_FOLDER (the
 CIFAR-10 test sample; never the Kodak images the benchmarks measure) into a mosaic of that
 size, trains the ``fast`` recipe on it for a fixed number of iterations at each of
@@ -67,7 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--out", type=Path, default=WEIGHTS_PATH)
-    parser.add_argument("--report", type=Path, default=Path("bench/results/pretrain.json"))
+    parser.add_argument("--report", type=Path, default=Path("bench/results/pretrain/pretrain.json"))
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -199,15 +200,26 @@ def _encoder_pool(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
 
 
 def write_json(result: CodecResult, out_dir: str | Path) -> dict:
-    """Write ``<out_dir>/<name>.json`` (CompressAI schema) and return what it holds."""
+    """Write ``<out_dir>/<name>.json`` (CompressAI schema, with the preset's settings for an
+    inrstore codec) and return what it holds."""
+    from inrstore.models.fit.presets import PRESETS
+
     report = result.to_json()
-    write_report(Path(out_dir) / f"{result.name}.json", report)
-    return report
+    preset = PRESETS.get(result.name.removeprefix("inrstore-"))
+    settings = dataclasses.asdict(preset) if preset is not None else {}
+    return json.loads(
+        write_report(Path(out_dir) / f"{result.name}.json", report, settings).read_text()
+    )
 
 
-def write_report(path: str | Path, report: dict) -> Path:
-    """Write a JSON report (indented, NaN allowed), creating its folder."""
+def write_report(path: str | Path, report: dict, settings: dict | None = None) -> Path:
+    """Write a JSON report (indented, NaN allowed), creating its folder, with the run's
+    provenance (:func:`~inrstore.bench.provenance.provenance`: commit, format versions,
+    machine, date, and ``settings``)."""
+    from inrstore.bench.provenance import provenance
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
+    stamped = report | provenance(**(settings or {}))
+    path.write_text(json.dumps(stamped, indent=2, allow_nan=True) + "\n")
     return path

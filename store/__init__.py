@@ -12,11 +12,14 @@ from inrstore.store.errors import (
     AmbiguousIdError,
     CorruptRecordError,
     NotAStoreError,
+    StoreBusyError,
+    StoreDamagedError,
     StoreError,
     StoreNotFoundError,
     StoreVersionError,
     UnknownIdError,
 )
+from inrstore.store.torch_dataset import StoreDataset
 
 __all__ = [
     "AddProgress",
@@ -27,6 +30,9 @@ __all__ = [
     "NotAStoreError",
     "ShardSummary",
     "Store",
+    "StoreBusyError",
+    "StoreDamagedError",
+    "StoreDataset",
     "StoreError",
     "StoreNotFoundError",
     "StoreStats",

@@ -7,8 +7,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from inrstore.datasets.torch_dataset import StoreDataset
-from inrstore.store import Store
+from inrstore.store import Store, StoreDataset
 
 
 def test_dataset_items_match_store_gets(filled: Path) -> None:
