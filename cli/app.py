@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from inrstore.cli.bench import bench
+from inrstore.cli.bench import bench, bench_store
 from inrstore.cli.codec import decode, encode
 from inrstore.cli.store import COMMANDS as STORE_COMMANDS
 
@@ -40,6 +40,7 @@ def root(
 app.command()(encode)
 app.command()(decode)
 app.command()(bench)
+app.command(name="bench-store")(bench_store)
 for command in STORE_COMMANDS:
     app.command()(command)
 

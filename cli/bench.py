@@ -11,8 +11,10 @@ from rich.table import Table
 
 from inrstore.bench.codecs import CODEC_NAMES, MissingCodecError, get_codec
 from inrstore.bench.report import write_comparison
-from inrstore.bench.run import load_bench_images, sweep, write_json
+from inrstore.bench.run import load_bench_images, sweep, write_json, write_report
+from inrstore.bench.store_bench import FILE_CODECS, StoreBenchSettings, run_store_bench
 from inrstore.cli.console import check_device, console, fail, problems_table, progress_bar
+from inrstore.models.fit.presets import DEFAULT_QUALITY, PRESETS
 
 
 def bench(
@@ -131,4 +133,61 @@ def _summary_table(curves: dict, bd_rates: dict[str, float], anchor: str, title:
             f"{1000 * sum(curve['decoding_time']) / len(curve['bpp']):.1f}",
             _percent(bd_rates[name]),
         )
+    return table
+
+
+def bench_store(
+    folder: Annotated[Path, typer.Argument(help="Folder of images to add (scanned recursively).")],
+    out: Annotated[Path, typer.Option(help="Folder for store.json.")] = Path(
+        "bench/results/latest-store"
+    ),
+    preset: Annotated[str, typer.Option(help=f"add's preset: {', '.join(PRESETS)}.")] = "fast",
+    quality: Annotated[float, typer.Option(min=0, max=100)] = DEFAULT_QUALITY,
+    shard_size: Annotated[int | None, typer.Option(min=1, help="add's --shard-size.")] = None,
+    bases: Annotated[int | None, typer.Option(min=1, help="add's --bases.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="add's --workers.")] = 1,
+    limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N images.")] = None,
+    keep_store: Annotated[
+        Path | None, typer.Option(help="Build the store here and keep it (default: temporary).")
+    ] = None,
+) -> None:
+    """What `inrstore add` stores against JPEG, WebP and AVIF files at each image's PSNR.
+
+    Adds FOLDER into a fresh store, then per image: stored bytes (record + share of its shard
+    header), PSNR, `get` milliseconds, and the bytes of each file codec at that PSNR (its
+    quality bisected, bytes interpolated). Writes OUT/store.json and prints the totals.
+    """
+    if preset not in PRESETS:
+        raise fail(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}", 2)
+    if not folder.is_dir():
+        raise fail(f"{folder}: not a folder", 2)
+    if keep_store is not None and keep_store.exists():
+        raise fail(f"{keep_store}: already exists; the benchmark needs a fresh store", 2)
+    settings = StoreBenchSettings(preset, quality, shard_size, bases, workers, limit)
+    with console.status("adding") as status:
+        report = run_store_bench(
+            folder, settings, store_path=keep_store, on_progress=lambda m: status.update(m)
+        )
+    write_report(out / "store.json", report, report["settings"])
+    console.print(_store_table(report))
+    console.print(f"results written to {out}/store.json")
+
+
+def _store_table(report: dict) -> Table:
+    totals = report["totals"]
+    title = (
+        f"{report['description']}: {totals['images']} images, mean {totals['mean_psnr']:.2f} dB; "
+        f"encode {report['encode_seconds_per_image']:.1f} s per image (budget "
+        f"{report['budget_seconds_per_image']:.1f} s), get {report['get_ms_median']:.1f} ms"
+    )
+    table = Table(title=title, title_justify="left")
+    for column in ("files", "images at equal PSNR", "store bytes", "file bytes", "store / files"):
+        table.add_column(column, justify="left" if column == "files" else "right")
+    for name in FILE_CODECS:
+        codec = totals[name]
+        ratio = "n/a" if codec["ratio"] is None else f"{codec['ratio']:.2f}×"
+        table.add_row(
+            name, str(codec["images"]), f"{codec['stored_bytes']:.0f}",
+            f"{codec['file_bytes']:.0f}", ratio,
+        )  # fmt: skip
     return table

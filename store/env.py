@@ -263,9 +263,18 @@ class StoreEnv:
                 leftover.unlink()
         else:
             staging.mkdir()
-        self.env.copy(str(staging), compact=True)
-        with open(staging / "data.mdb", "rb") as copied:
-            os.fsync(copied.fileno())
+        try:
+            self.env.copy(str(staging), compact=True)
+            with open(staging / "data.mdb", "rb") as copied:
+                os.fsync(copied.fileno())
+        except (lmdb.Error, OSError) as err:
+            for leftover in staging.iterdir():
+                leftover.unlink()
+            staging.rmdir()
+            full = getattr(err, "errno", None) == errno.ENOSPC or _disk_full(err)
+            reason = _no_space(self.path) if full else str(err)
+            message = f"{self.path}: compact failed, the store is unchanged ({reason})"
+            raise StoreError(message) from None
         self.env.close()
         (self.path / "lock.mdb").unlink(missing_ok=True)
         os.replace(staging / "data.mdb", self.path / "data.mdb")
@@ -310,6 +319,6 @@ def _damaged(path: Path, err: lmdb.Error) -> str:
     return f"{path}: store damaged ({type(err).__name__}: {err}); see 'inrstore verify'"
 
 
-def _disk_full(err: lmdb.Error) -> bool:
+def _disk_full(err: Exception) -> bool:
     text = str(err)
     return os.strerror(errno.ENOSPC) in text or "MDB_MAP_FULL" in text

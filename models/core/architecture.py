@@ -136,10 +136,8 @@ the rate (≈0.2 bpp of a 256×256 image at the standard widths, ≈0.14 at thes
 
 WIDE_ARM = {"arm_context": 24, "arm_hidden": 16}
 """The ARM that codes every grid below the coarsest, over 24 neighbours, in place of the
-MARM split (ARU above, 12-neighbour ARM on the finest grids). On the kodim23 crop it lowered
-the latents' rate by about a fifth, and D + λR of ``default`` and ``best`` by 3–5%; on the
-whole kodim23 (``best``, quality 50) D + λR by 5% (``bench/HISTORY.md``, "A wider ARM on
-every grid")."""
+MARM split (ARU above, 12-neighbour ARM on the finest grids); format 5 in
+``bench/HISTORY.md``."""
 
 
 def is_compact(height: int, width: int) -> bool:

@@ -1,13 +1,10 @@
 """Several encodes of one image at once, from different seeds, keeping the best.
 
 A time-budgeted encode of a small image ends in a basin that depends on its seed (the random
-start of the networks no stored set holds, the quantization noise): on the kodim23 crop at
-quality 50 `best`'s D + λR differed by 6% between seeds 0 and 1, more than most changes to
-its recipe moved it, while a second thread bought one encode 0.7% (seed 0: 7.32e-4 in 5 910
-iterations against 7.37e-4 in about 4 700). So on a CPU each
-candidate gets an equal share of the threads, and the bitstream with the least D + λR,
-measured on its own decode, is the one kept (``bench/HISTORY.md``, "Two seeds at once on
-small images").
+start of the networks no stored set holds, the quantization noise), and a second thread buys
+one encode little. So on a CPU each candidate gets an equal share of the threads, and the
+bitstream with the least D + λR, measured on its own decode, is the one kept (what it
+measured: ``bench/HISTORY.md``, 2026-12-05).
 """
 
 from __future__ import annotations

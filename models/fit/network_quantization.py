@@ -15,12 +15,7 @@ with its own Laplace scale and costs its header field too):
    down unless their fraction reaches 0.5 + the dead zone) where that lowers the cost. The
    decoder does not know the difference.
 
-The second stage, on the same trained models with the bitstream's own size and PSNR (`fast`,
-two threads): the kodim23 256×256 crop −9.7% D + λR at quality 25 and −3.4% at 50, the 3×3
-convolution's weights ending three or four steps coarser than the module's; the whole kodim05
-−0.2% at both (networks are a small share of a whole image's rate). It costs 0.2 s on the
-crop and 1–1.8 s on a Kodak image. A second sweep reached −10.3% / −4.0% on the crop but
-took 3–5 s on a Kodak image for under 0.1% more there.
+What stages 2 and 3 measured: ``bench/HISTORY.md`` (formats 4 and the dead zones).
 """
 
 from __future__ import annotations

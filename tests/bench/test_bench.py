@@ -20,6 +20,7 @@ from inrstore.bench.report import bd_rate
 from inrstore.bench.run import load_bench_images, sweep
 from inrstore.cli.app import app
 from inrstore.models import codec as codec_module
+from inrstore.models.bitstream.image_format import FORMAT_VERSION
 from inrstore.models.codec import encode_image
 from inrstore.models.fit import presets
 
@@ -197,6 +198,8 @@ def test_bench_command_writes_compressai_json_plot_and_bd_rates(
     for name in ("jpeg", "webp"):
         data = json.loads((out / f"{name}.json").read_text())
         assert data["name"] == name and "4 images" in data["description"]
+        assert data["format_version"] == FORMAT_VERSION and len(data["commit"]) >= 7
+        assert data["machine"]["cores"] >= 1 and data["date"].startswith("20")
         results = data["results"]
         lengths = {len(results[key]) for key in results}
         assert len(lengths) == 1 and lengths.pop() == len(get_codec(name).qualities)
@@ -247,3 +250,12 @@ def test_bench_on_a_folder_without_images_fails(tmp_path: Path) -> None:
     )
     assert outcome.exit_code == 1
     assert "no readable images" in outcome.output
+
+
+def test_inrstore_results_record_their_preset_settings(tmp_path: Path) -> None:
+    from inrstore.bench.run import CodecResult, write_json
+    from inrstore.models.fit.presets import PRESETS
+
+    written = write_json(CodecResult("inrstore-best", "best"), tmp_path)
+    assert written["settings"]["crop_seconds"] == PRESETS["best"].crop_seconds
+    assert written["settings"]["weight_deadzones"] == list(PRESETS["best"].weight_deadzones)

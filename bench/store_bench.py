@@ -1,0 +1,163 @@
+"""What a user saves with ``inrstore add`` against a folder of files at the same PSNR.
+
+:func:`run_store_bench` adds a folder into a fresh store with the given preset, quality, shard
+size and bases, then reports per image its stored bytes (its own record's bitstream plus its
+share of the shard header), its PSNR, the milliseconds of ``Store.get``, and the bytes of a
+JPEG (optimised 4:2:0), WebP (method 6) and AVIF (speed 4, 4:4:4) file of the same image at
+that same PSNR: each codec's integer quality is bisected to the two neighbours around the
+image's PSNR and the bytes interpolated linearly in PSNR between them. An image whose PSNR a
+codec does not reach at quality 100 has no bytes for it (``None``) and is left out of that
+codec's totals. RGB images only (others are listed as not compared).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from inrstore.bench.codecs import Codec, get_codec
+from inrstore.datasets import ImageError, load_image, scan_images
+from inrstore.datasets.load import pixel_sha256
+from inrstore.models.fit.presets import preset as find_preset
+from inrstore.models.metrics import psnr
+from inrstore.store import MemberInfo, Store
+
+FILE_CODECS = ("jpeg", "webp", "avif")
+QUALITY_RANGE = (1, 100)
+
+
+@dataclass(frozen=True)
+class StoreBenchSettings:
+    """How the folder is added: ``add``'s own options."""
+
+    preset: str = "fast"
+    quality: float = 50.0
+    shard_size: int | None = None
+    bases: int | None = None
+    workers: int = 1
+    limit: int | None = None
+
+
+def bytes_at_psnr(codec: Codec, pixels: np.ndarray, target: float) -> float | None:
+    """Bytes of ``codec``'s file of ``pixels`` at PSNR ``target`` (interpolated between the
+    two integer qualities around it); None when even quality 100 stays below it."""
+    points: dict[int, tuple[int, float]] = {}
+
+    def point(quality: int) -> tuple[int, float]:
+        if quality not in points:
+            data = codec.encode(pixels, quality)
+            points[quality] = (len(data), psnr(pixels, codec.decode(data)))
+        return points[quality]
+
+    low, high = QUALITY_RANGE
+    if point(high)[1] < target:
+        return None
+    if point(low)[1] >= target:
+        return float(point(low)[0])
+    while high - low > 1:  # invariant: PSNR(low) < target <= PSNR(high)
+        middle = (low + high) // 2
+        if point(middle)[1] >= target:
+            high = middle
+        else:
+            low = middle
+    (bytes_low, psnr_low), (bytes_high, psnr_high) = point(low), point(high)
+    share = (target - psnr_low) / (psnr_high - psnr_low)
+    return bytes_low + share * (bytes_high - bytes_low)
+
+
+def run_store_bench(
+    folder: Path,
+    settings: StoreBenchSettings,
+    *,
+    codecs: tuple[str, ...] = FILE_CODECS,
+    store_path: Path | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Add ``folder`` into a store (``store_path``, else a temporary one) and compare every
+    stored image with files of each of ``codecs`` at its PSNR; returns the report."""
+    notify = on_progress or (lambda message: None)
+    found = scan_images(folder)
+    paths = [image.path for image in found.images][: settings.limit]
+    originals = {}
+    for source in paths:
+        try:
+            pixels = load_image(source).pixels
+        except ImageError:
+            continue  # add reports it
+        originals[pixel_sha256(pixels)] = pixels
+    with tempfile.TemporaryDirectory(prefix="inrstore-bench-") as temporary:
+        path = store_path or Path(temporary) / "store"
+        with Store.open(path, create=True) as store:
+            notify(f"adding {len(paths)} images")
+            started = time.monotonic()
+            added = store.add(
+                paths, preset=settings.preset, quality=settings.quality,
+                shard_size=settings.shard_size, bases=settings.bases, workers=settings.workers,
+            )  # fmt: skip
+            encode_seconds = time.monotonic() - started
+            infos = {info.hex_id: info for info in store.members() if isinstance(info, MemberInfo)}
+            rows = []
+            for hex_id in added.added:
+                notify(f"comparing {infos[hex_id].name}")
+                rows.append(_compare(store, infos[hex_id], originals[hex_id], codecs))
+    chosen = find_preset(settings.preset)
+    budget = sum(chosen.time_budget(r["height"] * r["width"]) or 0.0 for r in rows)
+    return {
+        "name": "store",
+        "description": f"inrstore add --preset {settings.preset} of {folder.name}",
+        "images": rows,
+        "totals": _totals(rows, codecs),
+        "encode_seconds_per_image": encode_seconds / max(1, len(rows)),
+        "budget_seconds_per_image": budget / max(1, len(rows)),
+        "get_ms_median": statistics.median(r["get_ms"] for r in rows) if rows else None,
+        "shards": added.shards,
+        "failures": [[str(p), reason] for p, reason in found.problems + added.failures],
+        "settings": dataclasses.asdict(settings) | {"preset_settings": dataclasses.asdict(chosen)},
+    }
+
+
+def _compare(store: Store, info: MemberInfo, original: np.ndarray, codecs: tuple[str, ...]) -> dict:
+    started = time.perf_counter()
+    decoded = store.get(info.hex_id)
+    get_ms = (time.perf_counter() - started) * 1000
+    stored = info.stored_bytes + info.header_share
+    quality = psnr(original, decoded)
+    row = {
+        "name": info.name, "height": info.height, "width": info.width, "shard": info.shard,
+        "stored_bytes": stored, "bpp": stored * 8 / (info.height * info.width),
+        "psnr": quality, "get_ms": get_ms,
+    }  # fmt: skip
+    compared = original.shape[2] == 3
+    for name in codecs:
+        row[f"{name}_bytes"] = (
+            bytes_at_psnr(get_codec(name), original, quality) if compared else None
+        )
+    return row
+
+
+def _totals(rows: list[dict], codecs: tuple[str, ...]) -> dict:
+    """Per codec: the store's bytes and the codec's over the images it reached, and their
+    ratio (store / files: below 1 means the store is smaller)."""
+    totals: dict[str, object] = {
+        "images": len(rows),
+        "stored_bytes": sum(r["stored_bytes"] for r in rows),
+        "mean_psnr": statistics.fmean(r["psnr"] for r in rows) if rows else None,
+    }
+    for name in codecs:
+        reached = [r for r in rows if r.get(f"{name}_bytes") is not None]
+        files = sum(r[f"{name}_bytes"] for r in reached)
+        store_part = sum(r["stored_bytes"] for r in reached)
+        totals[name] = {
+            "images": len(reached),
+            "file_bytes": files,
+            "stored_bytes": store_part,
+            "ratio": store_part / files if files else None,
+        }
+    return totals
