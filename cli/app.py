@@ -9,6 +9,7 @@ import typer
 
 from inrstore.cli.bench import bench, bench_store
 from inrstore.cli.codec import decode, encode
+from inrstore.cli.serve.command import serve, token
 from inrstore.cli.store import COMMANDS as STORE_COMMANDS
 
 DEFAULT_STORE = "inrstore.lmdb"
@@ -43,6 +44,8 @@ app.command()(bench)
 app.command(name="bench-store")(bench_store)
 for command in STORE_COMMANDS:
     app.command()(command)
+app.command()(serve)
+app.add_typer(token, name="token")
 
 
 def main() -> None:

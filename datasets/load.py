@@ -9,6 +9,7 @@ before any pixel is decoded, so a decompression bomb costs nothing.
 from __future__ import annotations
 
 import hashlib
+import io
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -101,10 +102,24 @@ def load_image(
         raise UnreadableFileError(path, "not a regular file")
     if size == 0:
         raise EmptyFileError(path, "empty file (0 bytes)")
+    return _load(path, path, name, max_pixels)
+
+
+def load_image_bytes(
+    data: bytes, name: str, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> LoadedImage:
+    """Decode an image file's ``data`` (its errors name ``name``) with the checks of
+    :func:`load_image`."""
+    if not data:
+        raise EmptyFileError(name, "empty file (0 bytes)")
+    return _load(io.BytesIO(data), Path(name), name, max_pixels)
+
+
+def _load(source, path: Path, name: str | None, max_pixels: int) -> LoadedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = _open_checked(path, max_pixels)
+            image = _open_checked(source, path, max_pixels)
             with image:
                 pixels, conversion = _decode(path, image)
                 source_mode = image.mode
@@ -121,9 +136,9 @@ def load_image(
     )
 
 
-def _open_checked(path: Path, max_pixels: int) -> Image.Image:
+def _open_checked(source, path: Path, max_pixels: int) -> Image.Image:
     try:
-        image = Image.open(path)
+        image = Image.open(source)
     except UnidentifiedImageError:
         raise UnsupportedFormatError(path, "not a recognised image format") from None
     except Image.DecompressionBombError:

@@ -45,6 +45,8 @@ from inrstore.store.encoding import (
 )
 from inrstore.store.env import StoreEnv
 from inrstore.store.errors import CorruptRecordError, StoreDamagedError, StoreError
+from inrstore.store.frames import Frames
+from inrstore.store.frames import forget as forget_frame
 from inrstore.store.lmdb_pages import PageDamage, walk_pages
 from inrstore.store.records import (
     MemberRecord,
@@ -262,6 +264,16 @@ class Store:
             keys = cursor.iternext(keys=True, values=False)
             return [key.decode() for key in keys if is_member_key(key)]
 
+    def has(self, hex_id: str) -> bool:
+        """Whether a member with this full id is stored."""
+        with self._env.read() as txn:
+            return txn.get(hex_id.encode(), db=self._env.dbs["members"]) is not None
+
+    @property
+    def frames(self) -> Frames:
+        """The frames a gateway staged and stored (:mod:`~inrstore.store.frames`)."""
+        return Frames(self)
+
     def info(self, ident: str) -> MemberInfo:
         return self.read(ident, decode=False)[1]
 
@@ -456,14 +468,48 @@ class Store:
                 )
         return pending
 
-    def _commit(self, encoded: EncodedRecords, preset: object, quality: float) -> list[str]:
-        """Write one shard and its members atomically; skip members added meanwhile."""
+    def add_staged(
+        self,
+        hex_ids: Iterable[str],
+        *,
+        preset: object = "fast",
+        quality: float = 50.0,
+        bases: int | None = None,
+        device: str = "cpu",
+        warm_start: bool = True,
+        on_status: Callable | None = None,
+    ) -> list[str]:
+        """Encode staged frames as one shard and commit it in one transaction that also
+        removes them from staging (a frame deleted meanwhile is left out); returns the ids
+        stored."""
+        pending = []
+        for hex_id in hex_ids:
+            data = self.frames.staged_bytes(hex_id)
+            if data is None:
+                continue
+            info = self.frames.info(hex_id)
+            name = f"{info.source}/{hex_id[:12]}"
+            pending.append(PendingImage(Path(name), name, hex_id, info.height, info.width,
+                                        info.channels, len(data), None, data))  # fmt: skip
+        if not pending:
+            return []
+        job = ShardJob(pending, EncodeSettings(preset, quality, bases, device),
+                       self.latest_header() if warm_start else None)  # fmt: skip
+        return self._commit(encode_job(job, on_status), preset, quality, unstage=True)
+
+    def _commit(
+        self, encoded: EncodedRecords, preset: object, quality: float, *, unstage: bool = False
+    ) -> list[str]:
+        """Write one shard and its members atomically; skip members added meanwhile. With
+        ``unstage``, the members are staged frames: only those still staged are written, and
+        they leave staging in the same transaction."""
         dbs = self._env.dbs
         added: list[str] = []
         with self._env.write() as txn:
-            fresh = [
-                r for r in encoded.records if txn.get(r.hex_id.encode(), db=dbs["members"]) is None
-            ]
+            records = encoded.records
+            if unstage:
+                records = [r for r in records if txn.pop(r.hex_id.encode(), db=dbs["staging"])]
+            fresh = [r for r in records if txn.get(r.hex_id.encode(), db=dbs["members"]) is None]
             if not fresh:
                 return added
             number = next_shard_number(txn, dbs)
@@ -499,6 +545,7 @@ class Store:
                 except CorruptRecordError:
                     record = None
                 txn.delete(hex_id.encode(), db=dbs["members"])
+                forget_frame(txn, dbs, hex_id.encode())
                 if record is None:
                     continue
                 txn.delete(record.name.encode(), hex_id.encode(), db=dbs["by_name"])

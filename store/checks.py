@@ -11,6 +11,7 @@ Each problem is ``(where, what)``: ``where`` names a member (short id), a shard
   shard has a header and a member count equal to its list.
 - ``headers`` and the member counts in ``meta``: none without a shard.
 - ``meta``: ``next_shard`` is 8 bytes and above every shard number in use.
+- frames (format 3): each staged or stored but not both, recorded, and in the time index.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from collections.abc import Iterator
 
 from inrstore.store import ids
 from inrstore.store.errors import CorruptRecordError
-from inrstore.store.records import MemberRecord, ShardRecord, unpack_member, unpack_shard
+from inrstore.store.records import (
+    MemberRecord,
+    ShardRecord,
+    unpack_frame,
+    unpack_member,
+    unpack_shard,
+)
 
 NEXT_SHARD = b"next_shard"
 COUNT_PREFIX = b"members:"
@@ -58,6 +65,8 @@ def check_tables(txn, dbs: dict) -> list[Problem]:
     problems += _check_names(txn, dbs, members)
     problems += _check_shards(txn, dbs, members, shards)
     problems += _check_meta(txn, dbs, shards)
+    if "frames" in dbs:
+        problems += _check_frames(txn, dbs, members)
     return problems
 
 
@@ -151,6 +160,31 @@ def _check_meta(txn, dbs, shards) -> Iterator[Problem]:
         yield "meta", "the next shard number is damaged"
     elif numbers and struct.unpack(">Q", raw)[0] <= max(numbers):
         yield "meta", f"the next shard number is not above shard {max(numbers)} (damaged)"
+
+
+def _check_frames(txn, dbs, members) -> Iterator[Problem]:
+    """Every frame staged or stored (not both), and listed under its two time keys."""
+    indexed: set[bytes] = set()
+    for key, _ in txn.cursor(db=dbs["by_time"]):
+        content_id = bytes(key)[-32:].hex().encode()
+        if txn.get(content_id, db=dbs["frames"]) is None:
+            yield f"time index of {shown_key(content_id)}", "a frame that is not recorded"
+        indexed.add(content_id)
+    for key, raw in txn.cursor(db=dbs["frames"]):
+        key = bytes(key)
+        where = f"frame {shown_key(key)}"
+        staged = txn.get(key, db=dbs["staging"]) is not None
+        if staged == (key in members):
+            yield where, "both staged and stored" if staged else "neither staged nor stored"
+        try:
+            unpack_frame(raw)
+        except CorruptRecordError as err:
+            yield where, str(err)
+        if key not in indexed:
+            yield where, "missing from the time index"
+    for key, _ in txn.cursor(db=dbs["staging"]):
+        if txn.get(bytes(key), db=dbs["frames"]) is None:
+            yield f"staged {shown_key(bytes(key))}", "a staged frame that is not recorded"
 
 
 def next_shard_number(txn, dbs) -> int:

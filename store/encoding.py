@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inrstore.datasets import ImageError, load_image
-from inrstore.datasets.load import pixel_sha256
+from inrstore.datasets.load import load_image_bytes, pixel_sha256
 from inrstore.models.metrics import psnr
 from inrstore.models.shard_codec import decode_member, encode_shard, read_shard_header
 from inrstore.store.records import MemberRecord
@@ -29,6 +29,8 @@ class PendingImage:
     channels: int
     original_bytes: int
     label: int | None
+    data: bytes | None = None
+    """The file's bytes when they are not read from ``path`` (a staged frame)."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,10 @@ def encode_job(job: ShardJob, on_status: Callable | None = None) -> EncodedRecor
     loaded, kept, failures = [], [], []
     for item in job.images:
         try:
-            image = load_image(item.path, name=item.name)
+            if item.data is not None:
+                image = load_image_bytes(item.data, item.name)
+            else:
+                image = load_image(item.path, name=item.name)
         except ImageError as err:
             failures.append((item.path, err.reason))
             continue

@@ -1,6 +1,6 @@
 """The LMDB environment of a store: the only module that imports ``lmdb``.
 
-A store is one LMDB environment directory with five named databases:
+A store is one LMDB environment directory with these named databases:
 
 - ``meta``: ``format`` → store format version (u32), ``next_shard`` → next shard number (u64),
   ``members:`` + shard number (u64) → the shard's member count (u32);
@@ -9,7 +9,10 @@ A store is one LMDB environment directory with five named databases:
   magic, version and checksum), apart from the member list so that a ``get`` reads no more
   than it decodes;
 - ``members``: content id (64 hex ASCII bytes) → member record;
-- ``by_name``: original relative name (UTF-8) → content id, duplicates allowed.
+- ``by_name``: original relative name (UTF-8) → content id, duplicates allowed;
+- format 3: ``frames``, ``by_time``, ``staging`` and ``tokens`` (:mod:`~inrstore.store.frames`).
+  A format-2 store opens read-only as it is, and gains them (becoming format 3) in one
+  transaction when first opened for writing.
 
 Creation is atomic: the five databases and the format record are written in one transaction,
 and an environment left without them (a process killed, or a disk that filled, while LMDB
@@ -49,9 +52,13 @@ from inrstore.store.errors import (
 )
 from inrstore.store.lmdb_pages import PageDamage, check_meta
 
-STORE_FORMAT_VERSION = 2
+STORE_FORMAT_VERSION = 3
+OLDEST_STORE_FORMAT = 2
 MAP_SIZE = 1 << 40
-DATABASES = ("meta", "shards", "headers", "members", "by_name")
+CORE_DATABASES = ("meta", "shards", "headers", "members", "by_name")
+FRAME_DATABASES = ("frames", "by_time", "staging", "tokens")
+"""Format 3's tables for frames pushed to a gateway (:mod:`~inrstore.store.frames`)."""
+DATABASES = CORE_DATABASES + FRAME_DATABASES
 VERSION_KEY = b"format"
 LOCK_FILE = "inrstore.lock"
 LOCK_WAIT_SECONDS = 10.0
@@ -169,12 +176,14 @@ class StoreEnv:
         with self.env.begin() as txn:
             names = {bytes(key) for key, _ in txn.cursor()}
         wanted = {name.encode() for name in DATABASES}
-        if wanted <= names:
-            self.dbs = {name: self._db(name, None, create=False) for name in DATABASES}
+        if {name.encode() for name in CORE_DATABASES} <= names:
+            present = [name for name in DATABASES if name.encode() in names]
+            self.dbs = {name: self._db(name, None, create=False) for name in present}
             with self.env.begin(db=self.dbs["meta"]) as txn:
                 raw = txn.get(VERSION_KEY)
             if raw is not None:
-                self._check_version(raw)
+                if self._check_version(raw) < STORE_FORMAT_VERSION and not self.readonly:
+                    self._upgrade()
                 return
         if not self._blank(names & wanted):
             raise NotAStoreError(f"{self.path}: not an inrstore store (no format version)")
@@ -182,6 +191,13 @@ class StoreEnv:
             raise StoreNotFoundError(_interrupted(self.path))
         with self.env.begin(write=True) as txn:
             self.dbs = {name: self._db(name, txn, create=True) for name in DATABASES}
+            txn.put(VERSION_KEY, struct.pack(">I", STORE_FORMAT_VERSION), db=self.dbs["meta"])
+
+    def _upgrade(self) -> None:
+        """Format 2 → 3: add the frame tables and the new version in one transaction."""
+        with self.env.begin(write=True) as txn:
+            for name in FRAME_DATABASES:
+                self.dbs[name] = self._db(name, txn, create=True)
             txn.put(VERSION_KEY, struct.pack(">I", STORE_FORMAT_VERSION), db=self.dbs["meta"])
 
     def _db(self, name: str, txn, create: bool):
@@ -196,7 +212,7 @@ class StoreEnv:
                     return False
         return True
 
-    def _check_version(self, raw: bytes) -> None:
+    def _check_version(self, raw: bytes) -> int:
         if len(raw) != 4:
             raise NotAStoreError(f"{self.path}: not an inrstore store (damaged format record)")
         (version,) = struct.unpack(">I", raw)
@@ -205,12 +221,13 @@ class StoreEnv:
                 f"{self.path}: store format {version} is newer than this inrstore "
                 f"(reads {STORE_FORMAT_VERSION}); upgrade inrstore"
             )
-        if version < STORE_FORMAT_VERSION:
+        if version < OLDEST_STORE_FORMAT:
             raise StoreVersionError(
                 f"{self.path}: store format {version} predates shared-basis shards (this "
-                f"inrstore reads {STORE_FORMAT_VERSION}); export it with the inrstore that wrote "
-                "it and add the images again"
+                f"inrstore reads {OLDEST_STORE_FORMAT}–{STORE_FORMAT_VERSION}); export it with "
+                "the inrstore that wrote it and add the images again"
             )
+        return version
 
     @contextlib.contextmanager
     def read(self) -> Iterator[lmdb.Transaction]:

@@ -185,3 +185,85 @@ def unpack_shard(data: bytes) -> ShardRecord:
         raise CorruptRecordError("shard record is truncated")
     reader.finish()
     return ShardRecord(shard, created, preset, quality / 100, members)
+
+
+FRAME_MAGIC = b"INRF"
+STAGED_MAGIC = b"INRG"
+TOKEN_MAGIC = b"INRT"
+_FRAME_FIXED = struct.Struct(">4sB")
+_FRAME_FIELDS = ">qqIIBQ"
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """What a gateway knows of a frame besides its pixels: who sent it and when (Unix
+    milliseconds), its size, and the bytes of the file it arrived as."""
+
+    source: str
+    captured_ms: int
+    received_ms: int
+    width: int
+    height: int
+    channels: int
+    original_bytes: int
+
+
+def pack_frame(record: FrameRecord) -> bytes:
+    fields = struct.pack(
+        _FRAME_FIELDS, record.captured_ms, record.received_ms, record.width, record.height,
+        record.channels, record.original_bytes,
+    )  # fmt: skip
+    return _seal(
+        _FRAME_FIXED.pack(FRAME_MAGIC, RECORD_VERSION) + _text(record.source, ">B") + fields
+    )
+
+
+def unpack_frame(data: bytes) -> FrameRecord:
+    reader = _Reader(_open(data, FRAME_MAGIC, "frame"), _FRAME_FIXED.size, "frame")
+    source = reader.text(">B")
+    captured, received, width, height, channels, original = reader.unpack(_FRAME_FIELDS)
+    reader.finish()
+    return FrameRecord(source, captured, received, width, height, channels, original)
+
+
+def pack_staged(original: bytes) -> bytes:
+    """A staged frame: the file exactly as it arrived."""
+    head = _FRAME_FIXED.pack(STAGED_MAGIC, RECORD_VERSION)
+    return _seal(head + struct.pack(">I", len(original)) + original)
+
+
+def unpack_staged(data: bytes) -> bytes:
+    reader = _Reader(_open(data, STAGED_MAGIC, "staged frame"), _FRAME_FIXED.size, "staged frame")
+    (length,) = reader.unpack(">I")
+    original = reader.take(length)
+    reader.finish()
+    return original
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """An API token's scope (``read`` or ``write``), creation time and label; the table's key
+    is the SHA-256 of the token, never the token."""
+
+    scope: str
+    created: int
+    label: str
+
+
+TOKEN_SCOPES = ("read", "write")
+
+
+def pack_token(record: TokenRecord) -> bytes:
+    head = _FRAME_FIXED.pack(TOKEN_MAGIC, RECORD_VERSION)
+    scope = TOKEN_SCOPES.index(record.scope)
+    return _seal(head + struct.pack(">Bq", scope, record.created) + _text(record.label, ">B"))
+
+
+def unpack_token(data: bytes) -> TokenRecord:
+    reader = _Reader(_open(data, TOKEN_MAGIC, "token"), _FRAME_FIXED.size, "token")
+    scope, created = reader.unpack(">Bq")
+    label = reader.text(">B")
+    reader.finish()
+    if scope >= len(TOKEN_SCOPES):
+        raise CorruptRecordError("token record has an unknown scope")
+    return TokenRecord(TOKEN_SCOPES[scope], created, label)
