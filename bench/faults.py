@@ -99,6 +99,25 @@ def python_child(*arguments: str) -> list[str]:
 # -- children: what runs in the processes that are killed or that read damaged stores -------
 
 
+def encode_or_die_once(job, threads: int):
+    """A Ray task's function for the engine's tests: the first call on a cluster (the file
+    named by ``INRSTORE_FAULT_MARKER`` does not exist yet) kills its own worker process,
+    every later call encodes."""
+    from inrstore.store.encoding import encode_job_in_worker
+
+    try:
+        Path(os.environ["INRSTORE_FAULT_MARKER"]).open("x").close()
+    except FileExistsError:
+        return encode_job_in_worker(job, threads)
+    os.kill(os.getpid(), signal.SIGKILL)
+    return None
+
+
+def encode_always_fails(job, threads: int):
+    """A Ray task's function that always fails, as a broken worker would."""
+    raise RuntimeError("injected encoder failure")
+
+
 def child_add(store: str, folder: str, kill_in_commit: int, kill_at_create: bool) -> None:
     """``add`` of ``folder``; optionally SIGKILL itself inside its N-th write transaction
     (after the writes, before the commit) or right after LMDB creates ``data.mdb``."""

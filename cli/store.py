@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import sys
@@ -64,6 +65,12 @@ def add(
     workers: Annotated[
         int, typer.Option(min=1, help="Shards encoded at once, in worker processes.")
     ] = 1,
+    engine: Annotated[
+        str, typer.Option(help="local (this machine's processes) or ray (a Ray cluster).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster to use (default: RAY_ADDRESS, or local).")
+    ] = None,
     warm_start: Annotated[
         bool, typer.Option(help="Start new shards from the latest shard's bases.")
     ] = True,
@@ -77,7 +84,12 @@ def add(
     """Encode new images into the store, one atomic shard at a time; skip duplicates."""
     if preset not in PRESETS:
         raise fail(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}", 2)
-    check_device(device)
+    if engine not in ("local", "ray"):
+        raise fail(f"unknown engine {engine!r}; use local or ray", 2)
+    if engine == "ray" and importlib.util.find_spec("ray") is None:
+        raise fail("--engine ray needs Ray: pip install 'inrstore[ray]'", 2)
+    if engine == "local":
+        check_device(device)
     try:
         labels = read_labels(label_csv) if label_csv else None
     except OSError as err:
@@ -99,7 +111,8 @@ def add(
 
         report = store.add(
             paths, preset=preset, quality=quality, shard_size=shard_size, bases=bases,
-            device=device, workers=workers, warm_start=warm_start, labels=labels,
+            device=device, workers=workers, engine=engine, ray_address=ray_address,
+            warm_start=warm_start, labels=labels,
             label_from_folder=label_from_folder, on_progress=show,
         )  # fmt: skip
     if report.failures:

@@ -8,13 +8,10 @@ and ``decode_member``); LMDB is reached through :mod:`inrstore.store.env`; bytes
 from __future__ import annotations
 
 import csv
-import multiprocessing
-import os
 import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -41,8 +38,8 @@ from inrstore.store.encoding import (
     PendingImage,
     ShardJob,
     encode_job,
-    encode_job_in_worker,
 )
+from inrstore.store.engines import make_engine
 from inrstore.store.env import StoreEnv
 from inrstore.store.errors import CorruptRecordError, StoreDamagedError, StoreError
 from inrstore.store.frames import Frames
@@ -374,6 +371,8 @@ class Store:
         bases: int | None = None,
         device: str = "cpu",
         workers: int = 1,
+        engine: object = "local",
+        ray_address: str | None = None,
         warm_start: bool = True,
         labels: dict[str, int] | None = None,
         label_from_folder: bool = False,
@@ -387,7 +386,9 @@ class Store:
         (default :data:`~inrstore.store.encoding.DEFAULT_BASES`, clipped to the shard size).
         With ``warm_start`` a new shard's bases start from the latest shard's when their
         networks match. ``workers`` > 1 encodes that many shards at once in worker processes
-        (each with an equal share of the CPU threads) while this process commits. Labels come
+        (each with an equal share of the CPU threads) while this process commits;
+        ``engine="ray"`` encodes them as tasks on the Ray cluster at ``ray_address``
+        (:mod:`~inrstore.store.engines`). Labels come
         from ``labels`` ({file name: label}) or, with ``label_from_folder``, from the index of
         the member's first folder among the sorted folder names.
         """
@@ -411,26 +412,15 @@ class Store:
             if warm_start and encoded.header:
                 warm = encoded.header
 
-        if workers <= 1:
-            for number, shard in enumerate(shards, start=1):
-                progress.encoding(number, shard[0].name)
-                job = ShardJob(shard, settings, warm)
-                commit(number, encode_job(job, progress.training(number, shard)))
-            return report
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            running: dict[Future, int] = {}
-            queue = list(enumerate(shards, start=1))
-            while queue or running:
-                while queue and len(running) < workers:
-                    number, shard = queue.pop(0)
-                    progress.encoding(number, shard[0].name)
-                    job = ShardJob(shard, settings, warm)
-                    running[pool.submit(encode_job_in_worker, job, threads)] = number
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    commit(running.pop(future), future.result())
+        chosen = make_engine(engine, workers, ray_address, device)
+        numbered = list(enumerate(shards, start=1))
+        for number, encoded in chosen.run(
+            numbered,
+            lambda shard: ShardJob(shard, settings, warm),
+            lambda number, shard: progress.encoding(number, shard[0].name),
+            progress.training,
+        ):
+            commit(number, encoded)
         return report
 
     def _pending(self, found, report, labels, label_from_folder, max_pixels, notify):

@@ -120,8 +120,10 @@ def encode_job(job: ShardJob, on_status: Callable | None = None) -> EncodedRecor
 
 
 def encode_job_in_worker(job: ShardJob, threads: int) -> EncodedRecords:
-    """:func:`encode_job` in a worker process with ``threads`` torch threads."""
+    """:func:`encode_job` in a worker process with ``threads`` torch threads (0: torch's
+    default)."""
     import torch
 
-    torch.set_num_threads(threads)
+    if threads > 0:
+        torch.set_num_threads(threads)
     return encode_job(job)
