@@ -261,15 +261,27 @@ class Frames:
         return True
 
     def apply_retention(
-        self, retain_days: float | None, max_bytes: int | None, now: float | None = None
+        self,
+        retain_days: float | None,
+        max_bytes: int | None,
+        now: float | None = None,
+        *,
+        per_source: bool = False,
     ) -> list[str]:
-        """Remove the oldest frames (by capture time, across sources) until every frame is
-        younger than ``retain_days`` and the frames take at most ``max_bytes``; returns the
-        ids removed."""
+        """Remove the oldest frames (by capture time) until every frame is younger than
+        ``retain_days`` and the frames take at most ``max_bytes``, over all sources or, with
+        ``per_source``, each source on its own; returns the ids removed."""
         if retain_days is None and max_bytes is None:
             return []
         now = time.time() if now is None else now
         frames = self._all_oldest_first()
+        if not per_source:
+            return self._retain(frames, retain_days, max_bytes, now)
+        sources = sorted({info.source for info in frames})
+        return [removed for source in sources for removed in self._retain(
+            [f for f in frames if f.source == source], retain_days, max_bytes, now)]  # fmt: skip
+
+    def _retain(self, frames: list[FrameInfo], retain_days, max_bytes, now) -> list[str]:
         total = sum(info.bytes for info in frames)
         removed = []
         for info in frames:

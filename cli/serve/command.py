@@ -37,6 +37,9 @@ def serve(
     max_bytes: Annotated[
         int | None, typer.Option(min=0, help="Remove the oldest frames beyond this many bytes.")
     ] = None,
+    retain_per_source: Annotated[
+        bool, typer.Option(help="Apply --retain-days and --max-bytes to each source alone.")
+    ] = False,
     time_limit: Annotated[
         float | None, typer.Option(min=0.1, help="Training seconds of a 256×256 frame.")
     ] = None,
@@ -65,7 +68,7 @@ def serve(
         raise fail(str(err)) from None
     settings = EncoderSettings(
         store.path, preset, quality, shard_frames, shard_seconds, retain_days, max_bytes,
-        time_limit,
+        retain_per_source, time_limit,
     )  # fmt: skip
     encoder = EncoderProcess(settings)
     try:

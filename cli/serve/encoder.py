@@ -24,6 +24,7 @@ class EncoderSettings:
     shard_seconds: float = 60.0
     retain_days: float | None = None
     max_bytes: int | None = None
+    retain_per_source: bool = False
     time_limit: float | None = None
     """Seconds of training per shard (None: the preset's budget); for tests and small boxes."""
 
@@ -41,7 +42,9 @@ def run_encoder(settings: EncoderSettings, stop, parent: int) -> None:
         chosen = replace(chosen, crop_seconds=settings.time_limit)
     with Store.open(settings.store) as store:
         while not stop.is_set() and os.getppid() == parent:
-            store.frames.apply_retention(settings.retain_days, settings.max_bytes)
+            store.frames.apply_retention(
+                settings.retain_days, settings.max_bytes, per_source=settings.retain_per_source
+            )
             batches = store.frames.due(settings.shard_frames, settings.shard_seconds)
             for batch in batches:
                 if stop.is_set():

@@ -62,6 +62,10 @@ def test_retention_removes_the_oldest_frames_and_empty_shards(tmp_path: Path, fr
         removed = store.frames.apply_retention(None, max_bytes=int(sizes[-1] + sizes[-2]))
         assert removed == ids[3:4]
         assert [f.id for f in store.frames.list()[0]] == ids[:3:-1]
+        yard = store.frames.stage(frames[0], "yard", captured_at=1).id  # the oldest overall
+        keep = int(max(store.frames.info(i).bytes for i in (ids[5], yard)))
+        assert store.frames.apply_retention(None, keep, per_source=True) == [ids[4]]
+        assert {f.id for f in store.frames.list()[0]} == {ids[5], yard}
         assert store.verify() == []
 
 
