@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import struct
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
@@ -187,6 +188,7 @@ class Store:
     def __init__(self, env: StoreEnv) -> None:
         self._env = env
         self._headers: OrderedDict[int, DecodedHeader] = OrderedDict()
+        self._headers_lock = threading.Lock()
 
     @classmethod
     def open(cls, path: str | Path, *, readonly: bool = False, create: bool = False) -> Store:
@@ -332,13 +334,15 @@ class Store:
 
     def _decoded_header(self, number: int, header: bytes) -> DecodedHeader:
         """The parsed header of shard ``number``, from the LRU cache when there."""
-        cached = self._headers.get(number)
+        with self._headers_lock:  # a server decodes in several threads
+            cached = self._headers.get(number)
         if cached is None:
             cached = read_shard_header(header)
+        with self._headers_lock:
             self._headers[number] = cached
+            self._headers.move_to_end(number)
             if len(self._headers) > HEADER_CACHE_SIZE:
                 self._headers.popitem(last=False)
-        self._headers.move_to_end(number)
         return cached
 
     def stats(self) -> StoreStats:
