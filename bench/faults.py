@@ -113,6 +113,15 @@ def encode_or_die_once(job, threads: int):
     return None
 
 
+def encode_slowly(job, threads: int):
+    """A Ray task's function that waits ``INRSTORE_FAULT_DELAY`` seconds (default 3) before
+    encoding: a driver can be interrupted between two commits."""
+    from inrstore.store.encoding import encode_job_in_worker
+
+    time.sleep(float(os.environ.get("INRSTORE_FAULT_DELAY", "3")))
+    return encode_job_in_worker(job, threads)
+
+
 def encode_always_fails(job, threads: int):
     """A Ray task's function that always fails, as a broken worker would."""
     raise RuntimeError("injected encoder failure")

@@ -21,6 +21,7 @@ import struct
 from collections.abc import Iterator
 
 from inrstore.store import ids
+from inrstore.store.env import FRAME_DATABASES
 from inrstore.store.errors import CorruptRecordError
 from inrstore.store.records import (
     MemberRecord,
@@ -65,8 +66,12 @@ def check_tables(txn, dbs: dict) -> list[Problem]:
     problems += _check_names(txn, dbs, members)
     problems += _check_shards(txn, dbs, members, shards)
     problems += _check_meta(txn, dbs, shards)
-    if "frames" in dbs:
+    frame_tables = [name for name in FRAME_DATABASES if name in dbs]
+    if len(frame_tables) == len(FRAME_DATABASES):
         problems += _check_frames(txn, dbs, members)
+    elif frame_tables:
+        missing = ", ".join(name for name in FRAME_DATABASES if name not in dbs)
+        problems.append(("store", f"frame tables missing (damaged): {missing}"))
     return problems
 
 

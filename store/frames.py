@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING
 from inrstore.datasets import DEFAULT_MAX_PIXELS
 from inrstore.datasets.load import load_image_bytes, pixel_sha256
 from inrstore.store.checks import is_member_key
-from inrstore.store.errors import CorruptRecordError, StoreError, UnknownIdError
+from inrstore.store.env import FRAME_DATABASES
+from inrstore.store.errors import (
+    CorruptRecordError,
+    StoreDamagedError,
+    StoreError,
+    UnknownIdError,
+)
 from inrstore.store.records import (
     FrameRecord,
     TokenRecord,
@@ -99,8 +105,11 @@ class Frames:
         self.store, self.env = store, store._env
 
     def _dbs(self) -> dict:
-        if "frames" not in self.env.dbs:
+        present = [name for name in FRAME_DATABASES if name in self.env.dbs]
+        if not present:
             raise StoreError(f"{self.env.path}: a format-2 store; open it for writing once")
+        if len(present) < len(FRAME_DATABASES):
+            raise StoreDamagedError(f"{self.env.path}: store damaged (frame tables missing)")
         return self.env.dbs
 
     # -- ingestion --------------------------------------------------------------------------
@@ -347,7 +356,7 @@ class Frames:
 def forget(txn, dbs: dict, key: bytes) -> bool:
     """Delete a frame's record, staged bytes and time keys in ``txn`` (a store without frame
     tables has none); False when there was no such frame."""
-    raw = txn.get(key, db=dbs["frames"]) if "frames" in dbs else None
+    raw = txn.get(key, db=dbs["frames"]) if all(n in dbs for n in FRAME_DATABASES) else None
     if raw is None:
         return False
     txn.delete(key, db=dbs["frames"])

@@ -360,3 +360,17 @@ def test_thirty_two_bit_tiff_is_scaled_from_its_full_range(tmp_path: Path) -> No
     assert loaded.conversion == "I -> L (32-bit values scaled to 8 bits)"
     # Pillow writes SampleFormat 2 (signed): -2**31 is black, 2**31 - 1 is white.
     assert loaded.pixels[0, :, 0].tolist() == [128, 129, 255, 0]
+
+
+def test_a_lost_frame_table_is_reported_not_a_crash(filled: Path) -> None:
+    """Found by the full fault tier: a flipped byte in the main database's page made one
+    frame table vanish, and verify raised KeyError."""
+    Store.open(filled).close()  # upgrade to format 3: the frame tables exist
+    env = _raw_env(filled)
+    with env.begin(write=True) as txn:
+        txn.drop(env.open_db(b"by_time", txn=txn), delete=True)
+    env.close()
+    with Store.open(filled, readonly=True) as store:
+        assert ("store", "frame tables missing (damaged): by_time") in store.verify(quick=True)
+        with pytest.raises(StoreError, match="frame tables missing"):
+            store.frames.list()

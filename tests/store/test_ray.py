@@ -82,10 +82,13 @@ def test_a_task_that_always_fails_is_reported_and_the_rest_commits(
 
 DRIVER = """
 import sys
+from inrstore.bench.faults import encode_slowly
 from inrstore.models.fit.presets import Preset
 from inrstore.store import Store
+from inrstore.store.engines import RayEngine
 with Store.open(sys.argv[1], create=True) as store:
-    store.add([sys.argv[2]], preset=Preset("quick", 15, 0), shard_size=1, engine="ray")
+    engine = RayEngine(encode=encode_slowly)  # 3 s per shard: time to stop between commits
+    store.add([sys.argv[2]], preset=Preset("quick", 15, 0), shard_size=1, engine=engine)
 """
 
 
@@ -102,6 +105,7 @@ def test_an_interrupted_driver_is_completed_by_a_rerun(
         time.sleep(0.5)
     driver.send_signal(stop)
     driver.wait(timeout=120)
+    assert driver.returncode != 0
     before = _pixels(store)
     assert 0 < len(before) < 8
     rerun = subprocess.run([sys.executable, "-c", DRIVER, str(store), str(eight)],
