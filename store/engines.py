@@ -9,8 +9,11 @@ job warm-starts from the latest committed shard), at most as many at once as it 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -84,9 +87,16 @@ class RayEngine:
         )
         resources = ray.cluster_resources()
         slots = max(1, int(resources.get("GPU" if gpus else "CPU", 1)))
+        with _interrupts() as interrupted:
+            yield from self._loop(task, list(shards), slots, gpus, make_job, on_start, interrupted)
+
+    def _loop(self, task, queue, slots, gpus, make_job, on_start, interrupted: list):
+        import ray
+
         running: dict = {}
-        queue = list(shards)
         while queue or running:
+            if interrupted:
+                raise KeyboardInterrupt
             while queue and len(running) < slots:
                 number, shard = queue.pop(0)
                 on_start(number, shard)
@@ -98,7 +108,9 @@ class RayEngine:
                 running[ref] = (number, readable, unreadable)
             if not running:
                 continue
-            done, _ = ray.wait(list(running), num_returns=1)
+            # A timeout hands control back to Python every second, so that Ctrl-C (SIGINT)
+            # interrupts the driver while it waits, as it does any other add.
+            done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
             for ref in done:
                 number, readable, unreadable = running.pop(ref)
                 try:
@@ -108,6 +120,22 @@ class RayEngine:
                     encoded = EncodedRecords(b"", failures=[(i.path, reason) for i in readable])
                 encoded.failures.extend(unreadable)
                 yield number, encoded
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[list[int]]:
+    """A list that SIGINT appends to while the driver waits on Ray (whose blocking calls may
+    hold the signal back), so that Ctrl-C stops it within a second; in the main thread
+    only, where signal handlers live."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _with_bytes(shard: list[PendingImage]) -> tuple[list[PendingImage], list]:
