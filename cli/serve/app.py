@@ -51,6 +51,14 @@ class Api:
         self.started = time.time()
         self.stored_at_start = store.frames.stats()["frames_stored"]
 
+    def guarded(self, scope: str, handler):
+        """``handler`` behind the token check of ``scope``."""
+
+        async def checked(request: Request) -> Response:
+            return self._refused(request, scope) or await handler(request)
+
+        return checked
+
     def _refused(self, request: Request, scope: str) -> Response | None:
         """The 401/403 response for a request without the token ``scope`` needs, else None."""
         if not self.settings.auth:
@@ -67,9 +75,6 @@ class Api:
         return None
 
     async def post_frame(self, request: Request) -> Response:
-        refused = self._refused(request, "write")
-        if refused:
-            return refused
         declared = int(request.headers.get("content-length") or 0)
         if declared > self.settings.max_upload_bytes:
             return _error(413, f"a frame may have at most {self.settings.max_upload_bytes} bytes")
@@ -107,9 +112,6 @@ class Api:
         return JSONResponse({"id": staged.id, "state": self.store.frames.info(staged.id).state})
 
     async def get_frame(self, request: Request) -> Response:
-        refused = self._refused(request, "read")
-        if refused:
-            return refused
         hex_id = request.path_params["frame"]
         query = request.query_params
         name = (query.get("format") or "png").lower()
@@ -140,9 +142,6 @@ class Api:
         return buffer.getvalue()
 
     async def list_frames(self, request: Request) -> Response:
-        refused = self._refused(request, "read")
-        if refused:
-            return refused
         query = request.query_params
         try:
             since = float(query["since"]) if query.get("since") else None
@@ -157,17 +156,11 @@ class Api:
         return JSONResponse({"frames": [info.to_json() for info in page], "next": following})
 
     async def delete_frame(self, request: Request) -> Response:
-        refused = self._refused(request, "write")
-        if refused:
-            return refused
         if not await run_in_threadpool(self.store.frames.delete, request.path_params["frame"]):
             return _error(404, "no such frame")
         return Response(status_code=204)
 
     async def stats(self, request: Request) -> Response:
-        refused = self._refused(request, "read")
-        if refused:
-            return refused
         stats = await run_in_threadpool(self.store.frames.stats)
         minutes = max(1e-9, (time.time() - self.started) / 60)
         stats["encode_rate_per_minute"] = (stats["frames_stored"] - self.stored_at_start) / minutes
@@ -204,10 +197,10 @@ def create_app(store: Store, settings: ServeSettings, lifespan=None) -> Starlett
     routes = [
         Route("/", api.page),
         Route("/healthz", api.health),
-        Route("/v1/stats", api.stats),
-        Route("/v1/frames", api.post_frame, methods=["POST"]),
-        Route("/v1/frames", api.list_frames, methods=["GET"]),
-        Route("/v1/frames/{frame}", api.get_frame, methods=["GET"]),
-        Route("/v1/frames/{frame}", api.delete_frame, methods=["DELETE"]),
+        Route("/v1/stats", api.guarded("read", api.stats)),
+        Route("/v1/frames", api.guarded("write", api.post_frame), methods=["POST"]),
+        Route("/v1/frames", api.guarded("read", api.list_frames), methods=["GET"]),
+        Route("/v1/frames/{frame}", api.guarded("read", api.get_frame), methods=["GET"]),
+        Route("/v1/frames/{frame}", api.guarded("write", api.delete_frame), methods=["DELETE"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
