@@ -8,6 +8,12 @@ that same PSNR: each codec's integer quality is bisected to the two neighbours a
 image's PSNR and the bytes interpolated linearly in PSNR between them. An image whose PSNR a
 codec does not reach at quality 100 has no bytes for it (``None``) and is left out of that
 codec's totals. RGB images only (others are listed as not compared).
+
+With ``singles``, each image is also encoded alone by ``inrstore encode`` with the same
+preset and quality (the single-image codec the store must match): its bytes, PSNR and
+seconds, and its bytes carried to the stored image's PSNR along WebP's curve (the single's
+bytes × WebP's bytes at the stored PSNR / WebP's bytes at the single's PSNR, a first-order
+correction for the two encodes' slightly different PSNRs).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy as np
 from inrstore.bench.codecs import Codec, get_codec
 from inrstore.datasets import ImageError, load_image, scan_images
 from inrstore.datasets.load import pixel_sha256
+from inrstore.models.codec import decode_image, encode_image
 from inrstore.models.fit.presets import preset as find_preset
 from inrstore.models.metrics import psnr
 from inrstore.store import MemberInfo, Store
@@ -43,6 +50,8 @@ class StoreBenchSettings:
     bases: int | None = None
     workers: int = 1
     limit: int | None = None
+    sharing: str = "auto"
+    singles: bool = False
 
 
 def bytes_at_psnr(codec: Codec, pixels: np.ndarray, target: float) -> float | None:
@@ -100,6 +109,7 @@ def run_store_bench(
             added = store.add(
                 paths, preset=settings.preset, quality=settings.quality,
                 shard_size=settings.shard_size, bases=settings.bases, workers=settings.workers,
+                sharing=settings.sharing,
             )  # fmt: skip
             encode_seconds = time.monotonic() - started
             infos = {info.hex_id: info for info in store.members() if isinstance(info, MemberInfo)}
@@ -107,6 +117,9 @@ def run_store_bench(
             for hex_id in added.added:
                 notify(f"comparing {infos[hex_id].name}")
                 rows.append(_compare(store, infos[hex_id], originals[hex_id], codecs))
+                if settings.singles:
+                    notify(f"encoding {infos[hex_id].name} alone")
+                    rows[-1] |= _single(originals[hex_id], rows[-1], settings)
     chosen = find_preset(settings.preset)
     budget = sum(chosen.time_budget(r["height"] * r["width"]) or 0.0 for r in rows)
     return {
@@ -142,6 +155,24 @@ def _compare(store: Store, info: MemberInfo, original: np.ndarray, codecs: tuple
     return row
 
 
+def _single(original: np.ndarray, row: dict, settings: StoreBenchSettings) -> dict:
+    """The image encoded alone by the single-image codec, and its bytes carried to the
+    stored image's PSNR (see the module's docstring)."""
+    started = time.perf_counter()
+    data = encode_image(original, settings.preset, settings.quality)
+    seconds = time.perf_counter() - started
+    quality = psnr(original, decode_image(data))
+    webp = get_codec("webp")
+    at_single, at_stored = bytes_at_psnr(webp, original, quality), row.get("webp_bytes")
+    carried = None
+    if at_single and at_stored:
+        carried = len(data) * at_stored / at_single
+    return {
+        "single_bytes": len(data), "single_psnr": quality, "single_seconds": seconds,
+        "single_bytes_at_stored_psnr": carried,
+    }  # fmt: skip
+
+
 def _totals(rows: list[dict], codecs: tuple[str, ...]) -> dict:
     """Per codec: the store's bytes and the codec's over the images it reached, and their
     ratio (store / files: below 1 means the store is smaller)."""
@@ -150,9 +181,12 @@ def _totals(rows: list[dict], codecs: tuple[str, ...]) -> dict:
         "stored_bytes": sum(r["stored_bytes"] for r in rows),
         "mean_psnr": statistics.fmean(r["psnr"] for r in rows) if rows else None,
     }
-    for name in codecs:
-        reached = [r for r in rows if r.get(f"{name}_bytes") is not None]
-        files = sum(r[f"{name}_bytes"] for r in reached)
+    keys = {name: f"{name}_bytes" for name in codecs} | {"single": "single_bytes_at_stored_psnr"}
+    for name, key in keys.items():
+        reached = [r for r in rows if r.get(key) is not None]
+        if name == "single" and not reached:
+            continue
+        files = sum(r[key] for r in reached)
         store_part = sum(r["stored_bytes"] for r in reached)
         totals[name] = {
             "images": len(reached),
@@ -160,4 +194,7 @@ def _totals(rows: list[dict], codecs: tuple[str, ...]) -> dict:
             "stored_bytes": store_part,
             "ratio": store_part / files if files else None,
         }
+    singles = [r["single_seconds"] for r in rows if "single_seconds" in r]
+    if singles:
+        totals["single_seconds_per_image"] = statistics.fmean(singles)
     return totals

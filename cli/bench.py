@@ -15,6 +15,7 @@ from inrstore.bench.run import load_bench_images, sweep, write_json, write_repor
 from inrstore.bench.store_bench import FILE_CODECS, StoreBenchSettings, run_store_bench
 from inrstore.cli.console import check_device, console, fail, problems_table, progress_bar
 from inrstore.models.fit.presets import DEFAULT_QUALITY, PRESETS
+from inrstore.models.shard_codec import SHARING_MODES
 
 
 def bench(
@@ -146,6 +147,10 @@ def bench_store(
     shard_size: Annotated[int | None, typer.Option(min=1, help="add's --shard-size.")] = None,
     bases: Annotated[int | None, typer.Option(min=1, help="add's --bases.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="add's --workers.")] = 1,
+    sharing: Annotated[str, typer.Option(help="add's --sharing.")] = "auto",
+    singles: Annotated[
+        bool, typer.Option(help="Also encode each image alone (inrstore encode) to compare.")
+    ] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N images.")] = None,
     keep_store: Annotated[
         Path | None, typer.Option(help="Build the store here and keep it (default: temporary).")
@@ -163,7 +168,11 @@ def bench_store(
         raise fail(f"{folder}: not a folder", 2)
     if keep_store is not None and keep_store.exists():
         raise fail(f"{keep_store}: already exists; the benchmark needs a fresh store", 2)
-    settings = StoreBenchSettings(preset, quality, shard_size, bases, workers, limit)
+    if sharing not in SHARING_MODES:
+        raise fail(f"unknown sharing {sharing!r}; use {', '.join(SHARING_MODES)}", 2)
+    settings = StoreBenchSettings(
+        preset, quality, shard_size, bases, workers, limit, sharing, singles
+    )
     with console.status("adding") as status:
         report = run_store_bench(
             folder, settings, store_path=keep_store, on_progress=lambda m: status.update(m)
@@ -183,7 +192,9 @@ def _store_table(report: dict) -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("files", "images at equal PSNR", "store bytes", "file bytes", "store / files"):
         table.add_column(column, justify="left" if column == "files" else "right")
-    for name in FILE_CODECS:
+    for name in (*FILE_CODECS, "single"):
+        if name not in totals:
+            continue
         codec = totals[name]
         ratio = "n/a" if codec["ratio"] is None else f"{codec['ratio']:.2f}×"
         table.add_row(

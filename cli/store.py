@@ -27,6 +27,7 @@ from inrstore.cli.console import (
 from inrstore.datasets.load import to_pil_image
 from inrstore.models.bitstream.errors import BitstreamError
 from inrstore.models.fit.presets import DEFAULT_QUALITY, PRESETS
+from inrstore.models.shard_codec import SHARING_MODES
 from inrstore.store import MemberInfo, Store, StoreError
 from inrstore.store.archive import read_labels
 from inrstore.store.ids import short
@@ -61,6 +62,13 @@ def add(
     bases: Annotated[
         int | None, typer.Option(min=1, help="Weight bases K per shard (default 4, at most N).")
     ] = None,
+    sharing: Annotated[
+        str,
+        typer.Option(
+            help="What a shard's members share: auto (networks between images of at most "
+            "64x64 pixels), own (each its own networks), shared (K bases)."
+        ),
+    ] = "auto",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     workers: Annotated[
         int, typer.Option(min=1, help="Shards encoded at once, in worker processes.")
@@ -84,6 +92,8 @@ def add(
     """Encode new images into the store, one atomic shard at a time; skip duplicates."""
     if preset not in PRESETS:
         raise fail(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}", 2)
+    if sharing not in SHARING_MODES:
+        raise fail(f"unknown sharing {sharing!r}; use {', '.join(SHARING_MODES)}", 2)
     if engine not in ("local", "ray"):
         raise fail(f"unknown engine {engine!r}; use local or ray", 2)
     if engine == "ray" and importlib.util.find_spec("ray") is None:
@@ -111,7 +121,7 @@ def add(
 
         report = store.add(
             paths, preset=preset, quality=quality, shard_size=shard_size, bases=bases,
-            device=device, workers=workers, engine=engine, ray_address=ray_address,
+            sharing=sharing, device=device, workers=workers, engine=engine, ray_address=ray_address,
             warm_start=warm_start, labels=labels,
             label_from_folder=label_from_folder, on_progress=show,
         )  # fmt: skip

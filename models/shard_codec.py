@@ -1,4 +1,5 @@
-"""The shard codec: many images, shared weight bases, one independently decodable record each.
+"""The shard codec: many images, one independently decodable record each; the members
+share weight bases, or each has its own networks (a single-image bitstream).
 
 ``encode_shard(images) → EncodedShard(header, members)``; ``decode_member(header, member)``
 needs the shard header and that member's record only. The decode path imports no training
@@ -7,6 +8,10 @@ code.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import struct
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -16,7 +21,12 @@ import numpy as np
 import torch
 
 from inrstore.models.bitstream.errors import BitstreamError
-from inrstore.models.bitstream.image_format import ModuleCoding, present_modules
+from inrstore.models.bitstream.image_format import (
+    MAX_TENSOR_SCALE_CODE,
+    ModuleCoding,
+    present_modules,
+    tensor_names,
+)
 from inrstore.models.bitstream.parameters import (
     decode_parameters,
     encode_parameters,
@@ -35,16 +45,25 @@ from inrstore.models.bitstream.shard_format import (
     unpack_header,
     unpack_member,
 )
-from inrstore.models.codec import as_pixels, fixed_entropy_model, render_decoded
+from inrstore.models.codec import (
+    as_pixels,
+    decode_image,
+    encode_image,
+    fixed_entropy_model,
+    render_decoded,
+)
 from inrstore.models.core.architecture import Architecture, levels_for
 from inrstore.models.core.mixture import member_modules
 from inrstore.models.core.quantized import QuantizedModule
 from inrstore.models.entropy.coding import CodingError, read_latents, write_latents
+from inrstore.models.metrics import mse
 from inrstore.models.render import Crop, check_decode_memory
 
 if TYPE_CHECKING:
+    from inrstore.models.fit.candidates import EncodeJob
     from inrstore.models.fit.presets import Preset
     from inrstore.models.fit.shard_quantization import QuantizedShard
+    from inrstore.models.fit.train import TrainingStatus
 
 __all__ = ["DecodedHeader", "EncodedShard", "decode_member", "encode_shard", "read_shard_header"]
 
@@ -77,12 +96,30 @@ class DecodedHeader:
     tag: int
 
 
+SHARING_MODES = ("auto", "own", "shared")
+"""What ``encode_shard`` may be told to share: ``own`` networks per member, ``shared``
+networks (K bases, or plain sharing at K = 1), or ``auto`` (:func:`choose_sharing`)."""
+SHARED_BELOW_PIXELS = 64 * 64 + 1
+"""``auto`` shares networks when every member has fewer pixels than this."""
+
+
+def choose_sharing(images: Sequence[np.ndarray]) -> str:
+    """``shared`` for a shard of small images (every one at most 64×64 pixels), ``own``
+    otherwise: on images of a photo's size a member's networks are a few per cent of its
+    bytes and networks fitted to one image beat shared ones, while on CIFAR-sized images
+    the networks would cost more than the latents."""
+    if all(image.shape[0] * image.shape[1] < SHARED_BELOW_PIXELS for image in images):
+        return "shared"
+    return "own"
+
+
 def encode_shard(
     images: Sequence[np.ndarray],
     preset: str | Preset = "fast",
     quality: float = 50.0,
     *,
     bases: int = 4,
+    sharing: str = "auto",
     batch_pixels: int = 1 << 20,
     device: str = "cpu",
     time_limit: float | None = None,
@@ -92,17 +129,17 @@ def encode_shard(
 ) -> EncodedShard:
     """Compress ``images`` (``uint8 (H, W, C)``, any sizes, one channel count) as a shard.
 
-    ``bases`` K is clipped to the number of images; K = 1 is plain weight sharing. A training
-    step evaluates at most ``batch_pixels`` pixels (and at least one image).
-    ``time_limit`` defaults to the sum of the preset's single-image budgets. ``warm_start``
-    (an earlier shard's header) starts the bases from its own when the networks match, and
-    then trains for :attr:`~inrstore.models.fit.shard_train.ShardSettings.warm_fraction` of
-    the schedule.
+    ``sharing`` (:data:`SHARING_MODES`) says what the members share. With own networks each
+    member is :func:`~inrstore.models.codec.encode_image`'s bitstream, the preset's single-
+    image recipe and budget unchanged. With shared networks ``bases`` K is clipped to the
+    number of images (K = 1 is plain weight sharing) and a training step evaluates at most
+    ``batch_pixels`` pixels (and at least one image). ``time_limit`` defaults to the sum of
+    the preset's single-image budgets. ``warm_start`` (an earlier shard's header) starts
+    shared bases from its own when the networks match, and then trains for
+    :attr:`~inrstore.models.fit.shard_train.ShardSettings.warm_fraction` of the schedule.
     """
+    from inrstore.models.fit.candidates import EncodeJob, best_candidate, candidate_count
     from inrstore.models.fit.presets import preset as find_preset
-    from inrstore.models.fit.presets import quality_to_lambda
-    from inrstore.models.fit.shard_quantization import quantize_shard
-    from inrstore.models.fit.shard_train import ShardSettings, fit_shard
 
     pixels = [as_pixels(image) for image in images]
     if not pixels:
@@ -110,36 +147,177 @@ def encode_shard(
     channels = {p.shape[2] for p in pixels}
     if len(channels) > 1:
         raise ValueError(f"a shard's images must share one channel count, got {sorted(channels)}")
+    if sharing not in SHARING_MODES:
+        raise ValueError(f"sharing must be one of {', '.join(SHARING_MODES)}, not {sharing!r}")
     chosen = find_preset(preset) if isinstance(preset, str) else preset
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but no CUDA device is available")
-    levels = max(levels_for(*p.shape[:2]) for p in pixels)
-    template = Architecture(1, 1, channels.pop(), levels, min(chosen.arm_levels, levels - 1))
-    settings = ShardSettings(bases=min(bases, len(pixels)), batch_pixels=batch_pixels)
-    warm = _warm_bases(warm_start, template, settings.bases)
+    budgets = [chosen.time_budget(p.shape[0] * p.shape[1]) for p in pixels]
     if time_limit is None and chosen.crop_seconds is not None:
-        time_limit = sum(chosen.time_budget(p.shape[0] * p.shape[1]) for p in pixels)
+        time_limit = sum(budgets)
+    if sharing == "auto":
+        sharing = choose_sharing(pixels)
+    job = EncodeJob(
+        pixels[0], chosen, quality, device, time_limit, tuple(pixels[1:]),
+        min(bases, len(pixels)), batch_pixels, warm_start,
+    )  # fmt: skip
+    if sharing == "own":
+        return _encode_own(job, budgets, seed, on_status)
+    count = candidate_count(job)
+    if count == 1:
+        return unpack_shard(encode_shared_seed(job, seed, on_status))
+    seeds = range(seed, seed + count)
+    best = best_candidate(encode_shared_seed, shard_rate_distortion, job, seeds, on_status)
+    return unpack_shard(best)
+
+
+def _encode_own(
+    job: EncodeJob, budgets: list[float | None], seed: int, on_status: Callable | None
+) -> EncodedShard:
+    """Each member encoded alone, within its share of the time limit (its own budget's share
+    of the sum, or its pixels' where the preset has no budget)."""
+    start = time.perf_counter()
+    members = []
+    images = job.images
+    weights = budgets if None not in budgets else [p.shape[0] * p.shape[1] for p in images]
+    for index, image in enumerate(images):
+        limit = None if job.time_limit is None else job.time_limit * weights[index] / sum(weights)
+        report = None
+        if on_status is not None:
+            report = functools.partial(_member_status, on_status, index, len(images))
+        members.append(
+            encode_image(
+                image,
+                job.preset,
+                job.quality,
+                device=job.device,
+                time_limit=limit,
+                seed=seed,
+                on_status=report,
+            )
+        )
+    header = pack_header(ShardHeader(None, 0, {}, None), b"")
+    return EncodedShard(header, members, 0, time.perf_counter() - start, False)
+
+
+def encode_shared_seed(job: EncodeJob, seed: int, on_status: Callable | None = None) -> bytes:
+    """One encode of a shard of shared networks from ``seed`` (K bases, or one set at
+    K = 1), with the preset's architecture settings, the finest-grid rule per member and the
+    offline warm start when no earlier shard fits: train, quantize, code. Returns the shard
+    packed for :func:`~inrstore.models.fit.candidates.best_candidate`."""
+    from inrstore.models.core.architecture import image_architecture
+    from inrstore.models.fit.finest_grid import zero_levels_for
+    from inrstore.models.fit.presets import quality_to_lambda
+    from inrstore.models.fit.shard_quantization import quantize_shard
+    from inrstore.models.fit.shard_train import ShardSettings, fit_shard
+
+    pixels, chosen = job.images, job.preset
+    lam = quality_to_lambda(job.quality)
+    largest = max(pixels, key=lambda p: (levels_for(*p.shape[:2]), p.shape[0] * p.shape[1]))
+    levels = levels_for(*largest.shape[:2])
+    zero_levels = [zero_levels_for(chosen, p, lam, levels) for p in pixels]
+    template = image_architecture(
+        *largest.shape,
+        chosen.arm_levels,
+        min(zero_levels),
+        chosen.wide_arm,
+        chosen.prefilter,
+        chosen.compact_synthesis,
+    )
+    template = replace(template, height=1, width=1)
+    settings = ShardSettings(bases=job.bases, batch_pixels=job.batch_pixels)
+    warm = _warm_bases(job.warm_start, template, settings.bases)
     fitted = fit_shard(
         pixels,
         template,
         chosen,
-        quality_to_lambda(quality),
+        lam,
         settings,
-        device=device,
-        time_limit=time_limit,
+        zero_levels,
+        device=job.device,
+        time_limit=job.time_limit,
         seed=seed,
         warm_bases=warm,
         on_status=on_status,
     )
-    header, members = write_shard(quantize_shard(fitted, pixels))
-    return EncodedShard(header, members, fitted.steps, fitted.seconds, warm is not None)
+    header, members = write_shard(quantize_shard(fitted, pixels, chosen.weight_deadzones))
+    return pack_shard(EncodedShard(header, members, fitted.steps, fitted.seconds, warm is not None))
+
+
+def shard_rate_distortion(job: EncodeJob, data: bytes) -> float:
+    """D + λR of a packed shard of ``job``: the members' squared error per pixel (in [0, 1]
+    units) plus λ × the shard's bits per pixel, header included."""
+    from inrstore.models.fit.presets import quality_to_lambda
+
+    shard = unpack_shard(data)
+    header = read_shard_header(shard.header)
+    pixels = sum(image.shape[0] * image.shape[1] for image in job.images)
+    error = sum(
+        mse(image, decode_member(header, member)) / 255.0**2 * image.shape[0] * image.shape[1]
+        for image, member in zip(job.images, shard.members, strict=True)
+    )
+    size = len(shard.header) + sum(len(member) for member in shard.members)
+    return (error + quality_to_lambda(job.quality) * size * 8) / pixels
+
+
+_PACKED = struct.Struct(">IdBI")
+_PART = struct.Struct(">I")
+
+
+def pack_shard(shard: EncodedShard) -> bytes:
+    """An encoded shard as bytes between processes: steps, seconds, warm flag, member count,
+    then the header and each member after its length (big-endian)."""
+    parts = [_PACKED.pack(shard.steps, shard.seconds, shard.warm_started, len(shard.members))]
+    for part in (shard.header, *shard.members):
+        parts += [_PART.pack(len(part)), part]
+    return b"".join(parts)
+
+
+def unpack_shard(data: bytes) -> EncodedShard:
+    """The shard :func:`pack_shard` packed."""
+    steps, seconds, warm, count = _PACKED.unpack_from(data)
+    offset, parts = _PACKED.size, []
+    for _ in range(count + 1):
+        (length,) = _PART.unpack_from(data, offset)
+        parts.append(data[offset + _PART.size : offset + _PART.size + length])
+        offset += _PART.size + length
+    return EncodedShard(parts[0], parts[1:], steps, seconds, bool(warm))
+
+
+def _warm_bases(
+    warm_start: bytes | None, template: Architecture, bases: int
+) -> dict[str, torch.Tensor] | None:
+    """Float bases ``(K, *shape)`` of an earlier header whose networks match, else None."""
+    if warm_start is None:
+        return None
+    earlier = read_shard_header(warm_start)
+    if earlier.header.template != template or earlier.header.bases != bases:
+        return None
+    result: dict[str, torch.Tensor] = {}
+    for module in earlier.bases.values():
+        result |= module.dequantized()
+    return result
+
+
+def _member_status(on_status: Callable, index: int, count: int, status: TrainingStatus) -> None:
+    """Member ``index``'s training status as the shard's progress."""
+    on_status(dataclasses.replace(status, progress=(index + status.progress) / count))
 
 
 def write_shard(shard: QuantizedShard) -> tuple[bytes, list[bytes]]:
-    """Entropy-code a quantized shard: its header and its member records."""
+    """Entropy-code a quantized shard of shared networks: its header and its member records."""
     names = present_modules(shard.template)
-    flats = {name: shard.bases[name].flat() for name in names}
-    codes = {name: scale_code(flat) for name, flat in flats.items()}
+    integers = {
+        name: value for module in shard.bases.values() for name, value in module.integers.items()
+    }
+    exponents = {
+        name: module.exponent_of(name)
+        for module in shard.bases.values()
+        for name in module.integers
+    }
+    tensors = tensor_names(shard.template)
+    flats = [integers[name].reshape(-1).numpy() for name in tensors]
+    codes = [scale_code(flat, MAX_TENSOR_SCALE_CODE) for flat in flats]
     alpha_codes = None
     if shard.coefficients is not None:
         alpha_codes = {
@@ -149,7 +327,10 @@ def write_shard(shard: QuantizedShard) -> tuple[bytes, list[bytes]]:
     header = ShardHeader(
         shard.template,
         shard.basis_count,
-        {name: ModuleCoding(shard.bases[name].exponent, codes[name]) for name in names},
+        {
+            name: ModuleCoding(exponents[name], code)
+            for name, code in zip(tensors, codes, strict=True)
+        },
         None
         if alpha_codes is None
         else {
@@ -157,9 +338,7 @@ def write_shard(shard: QuantizedShard) -> tuple[bytes, list[bytes]]:
             for name in names
         },
     )
-    header_bytes = pack_header(
-        header, encode_parameters([(flats[name], codes[name]) for name in names])
-    )
+    header_bytes = pack_header(header, encode_parameters(list(zip(flats, codes, strict=True))))
     tag = header_tag(header_bytes)
     members = []
     for index, grids in enumerate(shard.grids):
@@ -177,24 +356,30 @@ def write_shard(shard: QuantizedShard) -> tuple[bytes, list[bytes]]:
 
 
 def read_shard_header(data: bytes) -> DecodedHeader:
-    """Validate a shard header and decode its bases."""
+    """Validate a shard header and decode its bases (none for own networks)."""
     header, section = unpack_header(data)
-    names = present_modules(header.template)
+    if header.own_networks:
+        return DecodedHeader(header, {}, header_tag(bytes(data)))
+    template = header.template
+    names = tensor_names(template)
     flats = decode_parameters(
         section,
         [
-            (count, header.modules[name].scale_code)
+            (count, header.tensors[name].scale_code)
             for count, name in zip(header.basis_counts(), names, strict=True)
         ],
     )
-    shapes = header.template.modules()
-    bases = {
-        name: QuantizedModule.from_flat(
-            {key: (header.bases, *shape) for key, shape in shapes[name].items()},
-            flat,
-            header.modules[name].exponent,
-        )
+    shapes = template.parameter_shapes()
+    integers = {
+        name: torch.from_numpy(flat).reshape(header.bases, *shapes[name])
         for name, flat in zip(names, flats, strict=True)
+    }
+    bases = {
+        module: QuantizedModule.with_tensor_steps(
+            {name: integers[name] for name in module_shapes},
+            {name: header.tensors[name].exponent for name in module_shapes},
+        )
+        for module, module_shapes in template.modules().items()
     }
     return DecodedHeader(header, bases, header_tag(bytes(data)))
 
@@ -208,6 +393,8 @@ def decode_member(
     """Decode one member from its shard header (bytes, or parsed once with
     :func:`read_shard_header`) and its own record: ``uint8 (round(s H), round(s W), C)``."""
     shared = header if isinstance(header, DecodedHeader) else read_shard_header(header)
+    if shared.header.own_networks:
+        return decode_image(member, scale, crop)
     template = shared.header.template
     own, payload = unpack_member(member, template)
     if own.header_tag != shared.tag:
@@ -233,18 +420,3 @@ def decode_member(
     except CodingError as err:
         raise BitstreamError(str(err)) from None
     return render_decoded(arch, modules, grids, scale, crop)
-
-
-def _warm_bases(
-    warm_start: bytes | None, template: Architecture, bases: int
-) -> dict[str, torch.Tensor] | None:
-    """Float bases ``(K, *shape)`` of an earlier header whose networks match, else None."""
-    if warm_start is None:
-        return None
-    earlier = read_shard_header(warm_start)
-    if earlier.header.template != template or earlier.header.bases != bases:
-        return None
-    result: dict[str, torch.Tensor] = {}
-    for module in earlier.bases.values():
-        result |= module.dequantized()
-    return result

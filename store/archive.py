@@ -373,6 +373,7 @@ class Store:
         quality: float = 50.0,
         shard_size: int | None = None,
         bases: int | None = None,
+        sharing: str = "auto",
         device: str = "cpu",
         workers: int = 1,
         engine: object = "local",
@@ -387,7 +388,9 @@ class Store:
 
         Each shard is committed in one write transaction, so an interrupted ``add`` loses at
         most the shards in progress and running it again finishes the job. ``bases`` is K
-        (default :data:`~inrstore.store.encoding.DEFAULT_BASES`, clipped to the shard size).
+        (default :data:`~inrstore.store.encoding.DEFAULT_BASES`, clipped to the shard size)
+        where the members share networks; ``sharing`` says whether they do
+        (:func:`~inrstore.models.shard_codec.encode_shard`).
         With ``warm_start`` a new shard's bases start from the latest shard's when their
         networks match. ``workers`` > 1 encodes that many shards at once in worker processes
         (each with an equal share of the CPU threads) while this process commits;
@@ -403,7 +406,7 @@ class Store:
         pending = self._pending(scan.images, report, labels, label_from_folder, max_pixels, notify)
         classes = [(size_class(p.height, p.width), p.channels) for p in pending]
         shards = group_into_shards(pending, classes, shard_size)
-        settings = EncodeSettings(preset, quality, bases, device)
+        settings = EncodeSettings(preset, quality, bases, device, sharing)
         warm = self.latest_header() if warm_start else None
         progress = _AddCounter(notify, len(pending), len(shards))
 
@@ -469,6 +472,7 @@ class Store:
         preset: object = "fast",
         quality: float = 50.0,
         bases: int | None = None,
+        sharing: str = "auto",
         device: str = "cpu",
         warm_start: bool = True,
         on_status: Callable | None = None,
@@ -487,7 +491,7 @@ class Store:
                                         info.channels, len(data), None, data))  # fmt: skip
         if not pending:
             return []
-        job = ShardJob(pending, EncodeSettings(preset, quality, bases, device),
+        job = ShardJob(pending, EncodeSettings(preset, quality, bases, device, sharing),
                        self.latest_header() if warm_start else None)  # fmt: skip
         return self._commit(encode_job(job, on_status), preset, quality, unstage=True)
 

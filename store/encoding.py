@@ -35,12 +35,15 @@ class PendingImage:
 
 @dataclass(frozen=True)
 class EncodeSettings:
-    """How ``add`` encodes: preset name (or a Preset), quality, bases K (None: default)."""
+    """How ``add`` encodes: preset name (or a Preset), quality, bases K (None: default),
+    device and what a shard's members share
+    (:data:`~inrstore.models.shard_codec.SHARING_MODES`)."""
 
     preset: object = "fast"
     quality: float = 50.0
     bases: int | None = None
     device: str = "cpu"
+    sharing: str = "auto"
 
 
 DEFAULT_BASES = 4
@@ -92,6 +95,7 @@ def encode_job(job: ShardJob, on_status: Callable | None = None) -> EncodedRecor
         settings.preset,
         settings.quality,
         bases=settings.bases or DEFAULT_BASES,
+        sharing=settings.sharing,
         device=settings.device,
         warm_start=job.warm_start,
         on_status=on_status,

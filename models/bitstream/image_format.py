@@ -82,7 +82,7 @@ SETTING_BYTES = (
 """The settings later versions added, in header order: the pixel ARM's neighbourhood
 (version 5), the grids' pre-filters (version 6), the synthesis's kind (version 7)."""
 LEGACY_SETTINGS = {setting.field: setting.legacy for setting in SETTING_BYTES}
-"""The settings of every image of versions 1 to 4, and of every shard."""
+"""The settings of every image of versions 1 to 4, and of every version-1 shard header."""
 LATENT_CODING = {1: 1, 2: 2, 3: 3, 4: 3, 5: 3, 6: 3, 7: 3}
 """The latent coding (:mod:`~inrstore.models.entropy.coding`) of each format version."""
 MAX_TENSOR_EXPONENT = 16
@@ -175,16 +175,10 @@ def pack_image(header: ImageHeader, parameters: bytes, latents: bytes) -> bytes:
     }
     parts = [
         PREFIX.pack(values),
-        *(_SETTING.pack(byte.code(getattr(header.arch, byte.field))) for byte in SETTING_BYTES),
+        pack_settings(header.arch),
+        pack_tensor_codings(header.arch, header.tensors),
+        _SECTIONS.pack(len(parameters), len(latents)),
     ]
-    for name in tensor_names(header.arch):
-        coding = header.tensors[name]
-        if not 0 <= coding.exponent <= MAX_TENSOR_EXPONENT:
-            raise ValueError(f"step exponent {coding.exponent} of {name} is out of range")
-        if not 1 <= coding.scale_code <= MAX_TENSOR_SCALE_CODE:
-            raise ValueError(f"scale code {coding.scale_code} of {name} is out of range")
-        parts.append(_TENSOR.pack(coding.exponent << TENSOR_SCALE_CODE_BITS | coding.scale_code))
-    parts.append(_SECTIONS.pack(len(parameters), len(latents)))
     return seal(b"".join([*parts, parameters, latents]))
 
 
@@ -193,18 +187,10 @@ def unpack_image(data: bytes) -> tuple[ImageHeader, bytes, bytes]:
     data = bytes(data)
     values = PREFIX.unpack(data)
     version = values["version"]
-    offset = PREFIX.size
-    for byte in SETTING_BYTES:
-        values[byte.field] = byte.legacy
-        if version >= byte.version:
-            (code,) = read(_SETTING, data, offset, byte.what)
-            if code not in byte.codes:
-                raise BitstreamError(f"unknown {byte.what} {code}")
-            values[byte.field] = byte.codes[code]
-            offset += _SETTING.size
-    arch = checked_arch(values)
+    settings, offset = read_settings(data, PREFIX.size, version)
+    arch = checked_arch(values | settings)
     check_zero_flags(values["zero_flags"], arch)
-    read_codings = _tensor_codings if version >= TENSOR_CODINGS_VERSION else _module_codings
+    read_codings = read_tensor_codings if version >= TENSOR_CODINGS_VERSION else _module_codings
     tensors, offset = read_codings(data, offset, arch)
     lengths = read(_SECTIONS, data, offset, "section lengths")
     parameters, latents = split_sections(data, offset + _SECTIONS.size, lengths, "image")
@@ -218,7 +204,40 @@ def tensor_names(arch: Architecture) -> list[str]:
     return [name for module in present_modules(arch) for name in modules[module]]
 
 
-def _tensor_codings(
+def pack_settings(arch: Architecture) -> bytes:
+    """The setting bytes of :data:`SETTING_BYTES` for ``arch``."""
+    return b"".join(_SETTING.pack(byte.code(getattr(arch, byte.field))) for byte in SETTING_BYTES)
+
+
+def read_settings(data: bytes, offset: int, version: int) -> tuple[dict[str, object], int]:
+    """The settings a header of format ``version`` declares at ``offset`` (the legacy value
+    of those it predates) and the offset after them."""
+    settings: dict[str, object] = {}
+    for byte in SETTING_BYTES:
+        settings[byte.field] = byte.legacy
+        if version >= byte.version:
+            (code,) = read(_SETTING, data, offset, byte.what)
+            if code not in byte.codes:
+                raise BitstreamError(f"unknown {byte.what} {code}")
+            settings[byte.field] = byte.codes[code]
+            offset += _SETTING.size
+    return settings, offset
+
+
+def pack_tensor_codings(arch: Architecture, tensors: dict[str, ModuleCoding]) -> bytes:
+    """One packed u16 per parameter tensor of ``arch`` (format 4): exponent and scale code."""
+    parts = []
+    for name in tensor_names(arch):
+        coding = tensors[name]
+        if not 0 <= coding.exponent <= MAX_TENSOR_EXPONENT:
+            raise ValueError(f"step exponent {coding.exponent} of {name} is out of range")
+        if not 1 <= coding.scale_code <= MAX_TENSOR_SCALE_CODE:
+            raise ValueError(f"scale code {coding.scale_code} of {name} is out of range")
+        parts.append(_TENSOR.pack(coding.exponent << TENSOR_SCALE_CODE_BITS | coding.scale_code))
+    return b"".join(parts)
+
+
+def read_tensor_codings(
     data: bytes, offset: int, arch: Architecture
 ) -> tuple[dict[str, ModuleCoding], int]:
     """Format 4: one packed u16 per tensor. Returns the codings and the offset after them."""

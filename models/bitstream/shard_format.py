@@ -1,14 +1,25 @@
-"""Byte formats of a shard: one shard header (version 1), one record per member (version 3;
-versions 1 and 2 are still read).
+"""Byte formats of a shard: one shard header (version 2; version 1 is still read), one
+record per member (version 3; versions 1 and 2 are still read).
 
-Shard header, big-endian::
+Shard header version 2, big-endian::
 
-    magic "INSH" | version u8 | network fields (channels, levels, arm_levels, widths) |
-    bases K u16 | per present module (synthesis, aru, arm): basis exponent u8,
-    basis scale code u16, coefficient exponent u8, coefficient scale code u16 |
-    basis section length u32 | basis section | CRC-32 (u32)
+    magic "INSH" | version u8 | sharing u8 (0: own networks, 1: shared networks) |
+    shared networks only:
+        network fields (channels, levels, arm_levels, widths) | bases K u16 |
+        setting bytes (ARM neighbourhood, pre-filters, synthesis kind: as image format 7) |
+        per parameter tensor of the present modules (upsampling, synthesis, aru, arm):
+            u16 = basis exponent << 11 | basis scale code |
+        per present module: coefficient exponent u8, coefficient scale code u16 |
+        basis section length u32 | basis section (each tensor's K × weights in turn) |
+    CRC-32 (u32)
 
-Member record (compact: on a 32×32 image every byte is 0.008 bpp)::
+A shard of *own networks* shares nothing: each member record is a whole single-image
+bitstream (:mod:`~inrstore.models.bitstream.image_format`), so a single image is a shard of
+one. Version 1 headers (always shared networks) had no sharing byte and no setting bytes
+(their settings are the legacy ones), and one basis step and scale code per module, which
+decode as tensors that all carry the module's step and scale.
+
+Member record of shared networks (compact: on a 32×32 image every byte is 0.008 bpp)::
 
     magic "IM" | version u8 | height u16 | width u16 | prior index i8 | zero flags u8 |
     header tag u16 (low 16 bits of the shard header's CRC-32) |
@@ -20,7 +31,7 @@ codes none. The header tag makes decoding a member against the wrong header an e
 garbage (a 1 in 65 536 chance of a mismatch slipping through). The 16-bit check catches all
 burst errors up to 16 bits; in a store, the member's record adds a full CRC-32. Sizes are
 validated before anything is allocated. A member's version is the coding of its
-latents, as for single images (:mod:`~inrstore.models.bitstream.image_format`).
+latents, as for single images.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ from inrstore.models.bitstream.fields import (
     split_sections,
 )
 from inrstore.models.bitstream.image_format import (
+    FORMAT_VERSION,
     LATENT_FIELDS,
     LEGACY_SETTINGS,
     MAX_EXPONENT,
@@ -50,24 +62,37 @@ from inrstore.models.bitstream.image_format import (
     arch_values,
     check_zero_flags,
     checked_arch,
+    pack_settings,
+    pack_tensor_codings,
     present_modules,
+    read_settings,
+    read_tensor_codings,
+    tensor_names,
 )
 from inrstore.models.core.architecture import Architecture, levels_for
 
 HEADER_MAGIC = b"INSH"
 MEMBER_MAGIC = b"IM"
-HEADER_VERSION = 1
+HEADER_VERSION = 2
+HEADER_OLDEST_VERSION = 1
 MEMBER_VERSION = 3
 MEMBER_OLDEST_VERSION = 1
 MAX_BASES = 4096
 MAX_BASIS_INTEGERS = 1 << 22
 """Largest number of basis integers (K × parameters) a header may declare."""
+SHARINGS = ("own", "shared")
+"""What the sharing byte of a version-2 header names, by value."""
 HEADER_PREFIX = Prefix(
     HEADER_MAGIC,
     HEADER_VERSION,
     "shard header",
-    (*NETWORK_FIELDS, Field("bases", "H", 1, MAX_BASES)),
+    (Field("sharing", "B", 0, len(SHARINGS) - 1),),
+    HEADER_OLDEST_VERSION,
 )
+NETWORKS_PREFIX = struct.Struct(">" + "".join(f.code for f in NETWORK_FIELDS) + "H")
+"""The shared networks' fields of a version-2 header, then K."""
+NETWORKS_FIELDS = (*NETWORK_FIELDS, Field("bases", "H", 1, MAX_BASES))
+V1_HEADER_PREFIX = Prefix(HEADER_MAGIC, 1, "shard header", NETWORKS_FIELDS)
 MEMBER_PREFIX = Prefix(
     MEMBER_MAGIC,
     MEMBER_VERSION,
@@ -76,6 +101,7 @@ MEMBER_PREFIX = Prefix(
     MEMBER_OLDEST_VERSION,
 )
 _MODULE = struct.Struct(">BHBH")
+_COEFFICIENTS = struct.Struct(">BH")
 _LENGTH = struct.Struct(">I")
 MEMBER_CHECK = 2
 """Bytes of a member's check (the low half of a CRC-32)."""
@@ -83,25 +109,32 @@ MEMBER_CHECK = 2
 
 @dataclass(frozen=True)
 class ShardHeader:
-    """The shared part of a shard. ``template`` has the networks (its size is 1×1);
-    ``coefficients`` is None when K = 1 (plain sharing)."""
+    """The shared part of a shard. ``template`` has the shared networks (its size is 1×1),
+    or is None when every member has its own networks (then ``bases`` is 0);
+    ``tensors``: each basis tensor's step and scale; ``coefficients`` (per module) is None
+    when K = 1 (plain sharing)."""
 
-    template: Architecture
+    template: Architecture | None
     bases: int
-    modules: dict[str, ModuleCoding]
+    tensors: dict[str, ModuleCoding]
     coefficients: dict[str, ModuleCoding] | None
+    version: int = HEADER_VERSION
+    """The format version (written: always :data:`HEADER_VERSION`)."""
+
+    @property
+    def own_networks(self) -> bool:
+        """Whether each member carries its own networks (a single-image bitstream)."""
+        return self.template is None
 
     def basis_counts(self) -> list[int]:
+        """Integers of each basis tensor in the basis section, in coding order."""
         return basis_counts(self.template, self.bases)
 
 
 def basis_counts(template: Architecture, bases: int) -> list[int]:
-    """Integers per present module in the basis section (K × parameters)."""
-    shapes = template.modules()
-    return [
-        bases * sum(int(np.prod(s)) for s in shapes[name].values())
-        for name in present_modules(template)
-    ]
+    """Integers per parameter tensor in the basis section (K × its weights)."""
+    shapes = template.parameter_shapes()
+    return [bases * int(np.prod(shapes[name])) for name in tensor_names(template)]
 
 
 @dataclass(frozen=True)
@@ -126,19 +159,24 @@ def header_tag(header_bytes: bytes) -> int:
 
 
 def pack_header(header: ShardHeader, bases: bytes) -> bytes:
-    for field, legacy in LEGACY_SETTINGS.items():
-        if getattr(header.template, field) != legacy:
+    """A version-2 header with its basis section (empty for own networks)."""
+    if header.own_networks:
+        return seal(HEADER_PREFIX.pack({"sharing": SHARINGS.index("own")}))
+    values = arch_values(header.template) | {"bases": header.bases}
+    for field in NETWORKS_FIELDS:
+        if not field.low <= values[field.name] <= field.high:
             raise ValueError(
-                f"shards code {field} {legacy!r} only, not {getattr(header.template, field)!r}"
+                f"{field.name}={values[field.name]} outside [{field.low}, {field.high}]"
             )
-    values = {k: v for k, v in arch_values(header.template).items() if k not in ("height", "width")}
-    parts = [HEADER_PREFIX.pack(values | {"bases": header.bases})]
+    parts = [
+        HEADER_PREFIX.pack({"sharing": SHARINGS.index("shared")}),
+        NETWORKS_PREFIX.pack(*(values[field.name] for field in NETWORKS_FIELDS)),
+        pack_settings(header.template),
+        pack_tensor_codings(header.template, header.tensors),
+    ]
     for name in present_modules(header.template):
-        basis = header.modules[name]
         alpha = ModuleCoding(0, 0) if header.coefficients is None else header.coefficients[name]
-        parts.append(
-            _MODULE.pack(basis.exponent, basis.scale_code, alpha.exponent, alpha.scale_code)
-        )
+        parts.append(_COEFFICIENTS.pack(alpha.exponent, alpha.scale_code))
     parts.append(_LENGTH.pack(len(bases)))
     return seal(b"".join([*parts, bases]))
 
@@ -146,15 +184,54 @@ def pack_header(header: ShardHeader, bases: bytes) -> bytes:
 def unpack_header(data: bytes) -> tuple[ShardHeader, bytes]:
     """Parse and validate a shard header; returns it and its basis section."""
     data = bytes(data)
-    values = HEADER_PREFIX.unpack(data)
-    template = checked_arch(values | {"height": 1, "width": 1} | LEGACY_SETTINGS)
+    if data[: len(HEADER_MAGIC)] == HEADER_MAGIC and data[len(HEADER_MAGIC) : 5] == b"\x01":
+        return _unpack_v1_header(data)
+    sharing = HEADER_PREFIX.unpack(data)["sharing"]
+    offset = HEADER_PREFIX.size
+    if SHARINGS[sharing] == "own":
+        split_sections(data, offset, (), "shard header")
+        return ShardHeader(None, 0, {}, None), b""
+    raw = read(NETWORKS_PREFIX, data, offset, "network fields")
+    values = dict(zip((field.name for field in NETWORKS_FIELDS), raw, strict=True))
+    for field in NETWORKS_FIELDS:
+        if not field.low <= values[field.name] <= field.high:
+            raise BitstreamError(
+                f"shard header field {field.name}={values[field.name]} is out of range"
+            )
+    settings, offset = read_settings(data, offset + NETWORKS_PREFIX.size, FORMAT_VERSION)
+    template = _checked_template(values | settings)
+    tensors, offset = read_tensor_codings(data, offset, template)
+    plain = values["bases"] == 1
+    coefficients = {}
+    for name in present_modules(template):
+        alpha_exponent, alpha_code = read(_COEFFICIENTS, data, offset, "coefficient coding")
+        offset += _COEFFICIENTS.size
+        if plain != (alpha_code == 0) or alpha_exponent > MAX_EXPONENT:
+            raise BitstreamError(f"invalid coefficient coding of module {name}")
+        coefficients[name] = ModuleCoding(alpha_exponent, alpha_code)
+    header = ShardHeader(template, values["bases"], tensors, None if plain else coefficients)
+    (length,) = read(_LENGTH, data, offset, "section length")
+    (section,) = split_sections(data, offset + _LENGTH.size, (length,), "shard header")
+    return header, section
+
+
+def _checked_template(values: dict) -> Architecture:
+    template = checked_arch(values | {"height": 1, "width": 1})
     if sum(basis_counts(template, values["bases"])) > MAX_BASIS_INTEGERS:
         raise BitstreamError(
             f"shard header declares too many basis weights ({values['bases']} bases)"
         )
+    return template
+
+
+def _unpack_v1_header(data: bytes) -> tuple[ShardHeader, bytes]:
+    """Version 1: shared networks of the legacy settings, one step and scale per module."""
+    values = V1_HEADER_PREFIX.unpack(data)
+    template = _checked_template(values | LEGACY_SETTINGS)
     plain = values["bases"] == 1
-    offset = HEADER_PREFIX.size
-    modules, coefficients = {}, {}
+    offset = V1_HEADER_PREFIX.size
+    modules = template.modules()
+    tensors, coefficients = {}, {}
     for name in present_modules(template):
         exponent, code, alpha_exponent, alpha_code = read(_MODULE, data, offset, "module coding")
         offset += _MODULE.size
@@ -162,9 +239,9 @@ def unpack_header(data: bytes) -> tuple[ShardHeader, bytes]:
             raise BitstreamError(f"invalid quantization of module {name}")
         if plain != (alpha_code == 0) or alpha_exponent > MAX_EXPONENT:
             raise BitstreamError(f"invalid coefficient coding of module {name}")
-        modules[name] = ModuleCoding(exponent, code)
+        tensors |= dict.fromkeys(modules[name], ModuleCoding(exponent, code))
         coefficients[name] = ModuleCoding(alpha_exponent, alpha_code)
-    header = ShardHeader(template, values["bases"], modules, None if plain else coefficients)
+    header = ShardHeader(template, values["bases"], tensors, None if plain else coefficients, 1)
     (length,) = read(_LENGTH, data, offset, "section length")
     (section,) = split_sections(data, offset + _LENGTH.size, (length,), "shard header")
     return header, section

@@ -43,7 +43,9 @@ def mix_integers(
     """
     if coefficients is None:
         return QuantizedModule(
-            bases.exponent, {name: value[0].clone() for name, value in bases.integers.items()}
+            bases.exponent,
+            {name: value[0].clone() for name, value in bases.integers.items()},
+            bases.tensor_exponents,
         )
     alpha = np.asarray(coefficients, dtype=np.int64)
     mixed = {}
@@ -52,7 +54,7 @@ def mix_integers(
         if coefficient_exponent > 0:
             total = (total + (1 << (coefficient_exponent - 1))) >> coefficient_exponent
         mixed[name] = torch.from_numpy(np.clip(total, -WEIGHT_LIMIT, WEIGHT_LIMIT - 1))
-    return QuantizedModule(bases.exponent, mixed)
+    return QuantizedModule(bases.exponent, mixed, bases.tensor_exponents)
 
 
 def member_modules(

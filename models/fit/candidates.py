@@ -32,23 +32,32 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EncodeJob:
-    """What every candidate encodes: ``pixels`` ``uint8 (H, W, C)`` under ``preset`` at
-    ``quality``, on ``device``, within ``time_limit`` seconds of training (None: the
-    preset's budget)."""
+    """What every candidate encodes: ``pixels`` ``uint8 (H, W, C)`` (and, for a shard, its
+    ``others``) under ``preset`` at ``quality``, on ``device``, within ``time_limit`` seconds
+    of training (None: the preset's budget). A shard of shared networks also has its
+    ``bases`` K, its ``batch_pixels`` and an earlier shard's header to ``warm_start`` from."""
 
     pixels: np.ndarray
     preset: Preset
     quality: float
     device: str
     time_limit: float | None
+    others: tuple[np.ndarray, ...] = ()
+    bases: int = 1
+    batch_pixels: int = 1 << 20
+    warm_start: bytes | None = None
+
+    @property
+    def images(self) -> list[np.ndarray]:
+        """Every image of the job, in order."""
+        return [self.pixels, *self.others]
 
 
 def candidate_count(job: EncodeJob) -> int:
     """How many seeds to encode: the preset's :attr:`~inrstore.models.fit.presets.Preset.
-    compact_candidates` for an image under 512×512 pixels on the CPU, at most one per thread
-    torch may use here; one otherwise."""
-    height, width = job.pixels.shape[:2]
-    if job.device != "cpu" or not is_compact(height, width):
+    compact_candidates` when every image is under 512×512 pixels and the device is the CPU,
+    at most one per thread torch may use here; one otherwise."""
+    if job.device != "cpu" or not all(is_compact(*image.shape[:2]) for image in job.images):
         return 1
     return max(1, min(job.preset.compact_candidates, torch.get_num_threads()))
 
@@ -80,7 +89,7 @@ def best_candidate(
             )
             workers.append(worker)
             with worker.stdin:
-                _send(worker.stdin, _request(encode, job, seed, share), _npy(job.pixels))
+                _send(worker.stdin, _request(encode, job, seed, share), _arrays(job))
         torch.set_num_threads(share)
         try:
             bitstreams = [encode(job, seeds[0], on_status)]
@@ -126,14 +135,21 @@ def _request(encode: Callable, job: EncodeJob, seed: int, threads: int) -> dict:
         "quality": job.quality,
         "device": job.device,
         "time_limit": job.time_limit,
+        "bases": job.bases,
+        "batch_pixels": job.batch_pixels,
         "seed": seed,
         "threads": threads,
     }
 
 
-def _npy(pixels: np.ndarray) -> bytes:
+def _arrays(job: EncodeJob) -> bytes:
+    """The job's images (``image0``, ``image1``, …) and warm-start header (``warm_start``,
+    bytes as ``uint8``) in one ``.npz``."""
     buffer = io.BytesIO()
-    np.save(buffer, pixels, allow_pickle=False)
+    arrays = {f"image{index}": image for index, image in enumerate(job.images)}
+    if job.warm_start is not None:
+        arrays["warm_start"] = np.frombuffer(job.warm_start, dtype=np.uint8)
+    np.savez(buffer, **arrays, allow_pickle=False)
     return buffer.getvalue()
 
 
@@ -159,19 +175,27 @@ def _run_worker() -> None:
 
     results = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    request, pixels = _read(sys.stdin.buffer)
+    request, payload = _read(sys.stdin.buffer)
     module, name = request["encode"].split(":")
     encode = getattr(importlib.import_module(module), name)
     settings = {
         key: tuple(value) if isinstance(value, list) else value
         for key, value in request["preset"].items()
     }
+    with np.load(io.BytesIO(payload), allow_pickle=False) as arrays:
+        count = sum(name.startswith("image") for name in arrays.files)
+        images = [arrays[f"image{index}"] for index in range(count)]
+        warm_start = arrays["warm_start"].tobytes() if "warm_start" in arrays.files else None
     job = EncodeJob(
-        np.load(io.BytesIO(pixels), allow_pickle=False),
+        images[0],
         Preset(**settings),
         request["quality"],
         request["device"],
         request["time_limit"],
+        tuple(images[1:]),
+        request["bases"],
+        request["batch_pixels"],
+        warm_start,
     )
     torch.set_num_threads(request["threads"])
     try:

@@ -1,9 +1,12 @@
 """Choosing the networks' quantization steps by D + λR, after training.
 
-Two greedy stages with the latents hard-rounded, the cost being
-``MSE + λ (latent bits + parameter bits) / (H W)`` (the pre-filters and the synthesis change
-only the MSE, the entropy networks only the latents' bits; every parameter tensor is coded
-with its own Laplace scale and costs its header field too):
+One quantizer (:func:`quantize_modules`) for a single image's networks and a shard's weight
+bases; what differs is the cost (:class:`ModuleCosts`): for one image
+``MSE + λ (latent bits + parameter bits) / (H W)`` with the latents hard-rounded, for a
+shard the same summed over sampled members (:mod:`~inrstore.models.fit.shard_quantization`).
+The pre-filters and the synthesis change only the MSE, the entropy networks only the latents'
+bits; every parameter tensor is coded with its own Laplace scale and costs its header field
+too. Three greedy stages:
 
 1. each module (pre-filters, synthesis, then the entropy networks) at one step: every exponent of
    :data:`EXPONENTS` is tried and the cheapest kept;
@@ -21,6 +24,7 @@ What stages 2 and 3 measured: ``bench/HISTORY.md`` (formats 4 and the dead zones
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -57,60 +61,89 @@ def module_bits(module: QuantizedModule) -> float:
     return bits
 
 
+class ModuleCosts(Protocol):
+    """D + λR of trial quantizations, one module at a time, for :func:`quantize_modules`."""
+
+    def cost(self, module: str) -> Callable[[QuantizedModule], float]:
+        """The cost of ``module`` quantized as given, the modules accepted so far as they
+        were accepted and the later ones in float."""
+        ...
+
+    def accept(self, module: str, quantized: QuantizedModule) -> None:
+        """Hold ``module`` at ``quantized`` for the modules that follow."""
+        ...
+
+
+def quantize_modules(
+    costs: ModuleCosts,
+    floats: dict[str, dict[str, torch.Tensor]],
+    deadzones: tuple[float, ...] = (),
+) -> dict[str, QuantizedModule]:
+    """Quantize every module of ``floats`` (module → tensors by name, in coding order): the
+    cheapest of :data:`EXPONENTS` for the whole module, then each tensor's own step and
+    rounding (:func:`refine_tensors`). The one network quantizer of single images and of
+    shards' bases."""
+    chosen: dict[str, QuantizedModule] = {}
+    with torch.no_grad():
+        for name, tensors in floats.items():
+            cost = costs.cost(name)
+            module = min(
+                (QuantizedModule.quantize(tensors, exponent) for exponent in EXPONENTS), key=cost
+            )
+            chosen[name] = refine_tensors(module, tensors, cost, deadzones)
+            costs.accept(name, chosen[name])
+    return chosen
+
+
 def quantize_networks(
     fitted: FittedImage, pixels: np.ndarray, deadzones: tuple[float, ...] = ()
 ) -> tuple[dict[str, QuantizedModule], int]:
-    """Quantized modules (by name, every tensor with its own step and, among nearest rounding
-    and ``deadzones``, its cheapest rounding) and the prior's scale index."""
-    arch = fitted.arch
-    grids = round_latents(fitted.grids)
-    current = dict(fitted.params)
-    chosen: dict[str, QuantizedModule] = {}
-    with torch.no_grad():
-        target = to_unit(pixels)
-        for name, shapes in arch.modules().items():
-            cost = _module_cost(name, fitted, grids, target, dict(current))
-            floats = {k: fitted.params[k] for k in shapes}
-            module = min(
-                (QuantizedModule.quantize(floats, exponent) for exponent in EXPONENTS), key=cost
-            )
-            chosen[name] = refine_tensors(module, floats, cost, deadzones)
-            current |= chosen[name].dequantized()
-    return chosen, log_scale_index(float(fitted.prior_log_scale))
+    """Quantized modules of one image (by name, every tensor with its own step and, among
+    nearest rounding and ``deadzones``, its cheapest rounding) and the prior's scale index."""
+    floats = {
+        name: {key: fitted.params[key] for key in shapes}
+        for name, shapes in fitted.arch.modules().items()
+    }
+    modules = quantize_modules(_ImageCosts(fitted, pixels), floats, deadzones)
+    return modules, log_scale_index(float(fitted.prior_log_scale))
 
 
-def _module_cost(
-    name: str,
-    fitted: FittedImage,
-    grids: list[torch.Tensor],
-    target: torch.Tensor,
-    others: dict[str, torch.Tensor],
-) -> Callable[[QuantizedModule], float]:
-    """D + λR of the image with module ``name`` quantized as given and the other parameters
-    as in ``others`` (the modules before it already quantized). ``grids``: the rounded
-    latents; ``target``: the image ``(C, H, W)`` in [0, 1]."""
-    arch = fitted.arch
-    model = ImageModel(arch, torch.device("cpu"))
-    pixel_count = arch.height * arch.width
+class _ImageCosts:
+    """D + λR of one image: ``MSE + λ (latent bits + parameter bits) / (H W)``."""
 
-    # The synthesis's trials all read the same input: sample the grids once.
-    dense = model.dense_latents(others, grids) if name == "synthesis" else None
+    def __init__(self, fitted: FittedImage, pixels: np.ndarray) -> None:
+        self.fitted = fitted
+        self.grids = round_latents(fitted.grids)
+        self.target = to_unit(pixels)
+        self.current = dict(fitted.params)
+        self.model = ImageModel(fitted.arch, torch.device("cpu"))
 
-    def cost(module: QuantizedModule) -> float:
-        trial = others | module.dequantized()
-        bits = module_bits(module)
-        error = 0.0
-        if name == "synthesis":
-            error = float(torch.mean((synthesize(arch.synthesis, trial, dense) - target) ** 2))
-        elif name == "upsampling":
-            error = float(torch.mean((model.reconstruct(trial, grids) - target) ** 2))
-        else:
-            bits += float(
-                model.latent_bits(trial, grids, fitted.prior_log_scale, fitted.zero_levels)
-            )
-        return error + fitted.lam * bits / pixel_count
+    def accept(self, module: str, quantized: QuantizedModule) -> None:
+        self.current |= quantized.dequantized()
 
-    return cost
+    def cost(self, module: str) -> Callable[[QuantizedModule], float]:
+        fitted, model, grids, target = self.fitted, self.model, self.grids, self.target
+        arch = fitted.arch
+        others = dict(self.current)
+        pixel_count = arch.height * arch.width
+        # The synthesis's trials all read the same input: sample the grids once.
+        dense = model.dense_latents(others, grids) if module == "synthesis" else None
+
+        def cost(trial_module: QuantizedModule) -> float:
+            trial = others | trial_module.dequantized()
+            bits = module_bits(trial_module)
+            error = 0.0
+            if module == "synthesis":
+                error = float(torch.mean((synthesize(arch.synthesis, trial, dense) - target) ** 2))
+            elif module == "upsampling":
+                error = float(torch.mean((model.reconstruct(trial, grids) - target) ** 2))
+            else:
+                bits += float(
+                    model.latent_bits(trial, grids, fitted.prior_log_scale, fitted.zero_levels)
+                )
+            return error + fitted.lam * bits / pixel_count
+
+        return cost
 
 
 def refine_tensors(

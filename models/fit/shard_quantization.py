@@ -1,14 +1,18 @@
-"""Quantizing a trained shard: each module's basis step and coefficient step by D + λR.
+"""Quantizing a trained shard: its bases by the one network quantizer
+(:func:`~inrstore.models.fit.network_quantization.quantize_modules`: per-tensor steps and
+dead zones), each module's coefficient step by D + λR.
 
-Greedy over modules like the single image: for each candidate basis exponent (coefficients
-held fine), then each coefficient exponent, the members' integer weights are mixed exactly as
-the decoder will mix them and the shard's cost ``Σ P_i MSE_i + λ (latent bits + coefficient
-bits + basis bits)`` is estimated on a sample of members (at most :data:`SAMPLE_MEMBERS`
-members, :data:`SAMPLE_PIXELS` pixels), scaled to the whole shard.
+The cost of a trial is the shard's ``Σ P_i MSE_i + λ (latent bits + coefficient bits +
+basis bits)``, the members' integer weights mixed exactly as the decoder will mix them,
+estimated on a sample of members (at most :data:`SAMPLE_MEMBERS` members,
+:data:`SAMPLE_PIXELS` pixels) and scaled to the whole shard. A module's bases are searched
+with the coefficients held fine (:data:`SEARCH_COEFFICIENT_EXPONENT`), then its coefficient
+exponent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,20 +25,23 @@ from inrstore.models.core.mlp import WEIGHT_LIMIT
 from inrstore.models.core.quantized import QuantizedModule
 from inrstore.models.entropy.laplace import log_scale_index
 from inrstore.models.fit.image_model import ImageModel, to_unit
-from inrstore.models.fit.network_quantization import EXPONENTS, round_latents
+from inrstore.models.fit.network_quantization import module_bits, quantize_modules, round_latents
 from inrstore.models.fit.shard_train import FittedShard, member_arch
 
 COEFFICIENT_EXPONENTS = range(2, 13)
 SEARCH_COEFFICIENT_EXPONENT = 12
-"""Coefficient exponent held while the basis exponent is searched."""
+"""Coefficient exponent held while the basis steps are searched."""
 SAMPLE_MEMBERS = 32
 SAMPLE_PIXELS = 1 << 18
+DISTORTION_MODULES = ("upsampling", "synthesis")
+"""Modules that change the pixels (the others change the latents' bits)."""
 
 
 @dataclass
 class QuantizedShard:
     """Integer bases ``(K, *shape)`` per module, per-member integer coefficients ``(K,)`` per
-    module (None for plain sharing), prior scale indices and integer grids (finest first)."""
+    module (None for plain sharing), prior scale indices, zeroed finest grids and integer
+    grids (finest first) per member."""
 
     template: Architecture
     bases: dict[str, QuantizedModule]
@@ -70,67 +77,96 @@ class _Sample:
     target: torch.Tensor
     grids: list[torch.Tensor]
     prior: torch.Tensor
+    zero_levels: int
     params: dict[str, torch.Tensor]
 
+    def cost(self, module: str, params, lam: float) -> float:
+        """Squared error × pixels for a module that changes the pixels; λ × latent bits for
+        an entropy module."""
+        if module in DISTORTION_MODULES:
+            error = torch.mean((self.model.reconstruct(params, self.grids) - self.target) ** 2)
+            return float(error) * self.target.shape[1] * self.target.shape[2]
+        return lam * float(self.model.latent_bits(params, self.grids, self.prior, self.zero_levels))
 
-def quantize_shard(fitted: FittedShard, images: list[np.ndarray]) -> QuantizedShard:
+
+class _ShardCosts:
+    """The shard's D + λR of trial bases (:class:`~inrstore.models.fit.
+    network_quantization.ModuleCosts`); choosing a module's coefficient exponent when its
+    bases are accepted."""
+
+    def __init__(self, fitted: FittedShard, images: list[np.ndarray]) -> None:
+        self.fitted = fitted
+        self.samples = [
+            _Sample(
+                index,
+                ImageModel(
+                    member_arch(fitted.template, *images[index].shape[:2]), torch.device("cpu")
+                ),
+                to_unit(images[index]),
+                round_latents(fitted.grids[index]),
+                fitted.prior_log_scales[index],
+                fitted.zero_levels[index],
+                fitted.member_parameters(index),
+            )
+            for index in _sample_indices(images)
+        ]
+        self.weight = len(images) / len(self.samples)
+        self.exponents: dict[str, int] | None = None if fitted.coefficients is None else {}
+
+    def _trial(self, module: str, basis: QuantizedModule, alpha_exponent: int) -> float:
+        alpha = None if self.fitted.coefficients is None else self.fitted.coefficients[module]
+        bits = module_bits(basis)
+        integers = None
+        if alpha is not None:
+            integers = quantize_coefficients(alpha, alpha_exponent)
+            bits += parameter_bits(integers, scale_code(integers))
+        total = 0.0
+        for sample in self.samples:
+            own = None if integers is None else integers[sample.index]
+            trial = sample.params | mix_integers(basis, own, alpha_exponent).dequantized()
+            total += self.weight * sample.cost(module, trial, self.fitted.lam)
+        return total + self.fitted.lam * bits
+
+    def cost(self, module: str) -> Callable[[QuantizedModule], float]:
+        exponent = 0 if self.exponents is None else SEARCH_COEFFICIENT_EXPONENT
+        return lambda basis: self._trial(module, basis, exponent)
+
+    def accept(self, module: str, quantized: QuantizedModule) -> None:
+        exponent = 0
+        if self.exponents is not None:
+            exponent = min(COEFFICIENT_EXPONENTS, key=lambda c: self._trial(module, quantized, c))
+            self.exponents[module] = exponent
+        for sample in self.samples:
+            own = None
+            if self.exponents is not None:
+                alpha = self.fitted.coefficients[module][sample.index]
+                own = quantize_coefficients(alpha, exponent)
+            sample.params = sample.params | mix_integers(quantized, own, exponent).dequantized()
+
+
+def quantize_shard(
+    fitted: FittedShard, images: list[np.ndarray], deadzones: tuple[float, ...] = ()
+) -> QuantizedShard:
     """Choose the steps, then quantize bases, coefficients, priors and latents."""
-    count = len(images)
-    samples = [
-        _Sample(
-            index,
-            ImageModel(member_arch(fitted.template, *images[index].shape[:2]), torch.device("cpu")),
-            to_unit(images[index]),
-            round_latents(fitted.grids[index]),
-            fitted.prior_log_scales[index],
-            fitted.member_parameters(index),
-        )
-        for index in _sample_indices(images)
-    ]
-    weight = count / len(samples)
-    bases: dict[str, QuantizedModule] = {}
-    exponents: dict[str, int] | None = None if fitted.coefficients is None else {}
-    with torch.no_grad():
-        for module, shapes in fitted.template.modules().items():
-            float_bases = {name: fitted.bases[name] for name in shapes}
-            alpha = None if fitted.coefficients is None else fitted.coefficients[module]
-
-            def cost(basis: QuantizedModule, alpha_exponent: int, module=module, alpha=alpha):
-                flat = basis.flat()
-                bits = parameter_bits(flat, scale_code(flat))
-                integers = None
-                if alpha is not None:
-                    integers = quantize_coefficients(alpha, alpha_exponent)
-                    bits += parameter_bits(integers, scale_code(integers))
-                total = 0.0
-                for sample in samples:
-                    own = None if integers is None else integers[sample.index]
-                    trial = sample.params | mix_integers(basis, own, alpha_exponent).dequantized()
-                    total += weight * _sample_cost(sample, module, trial, fitted.lam)
-                return total + fitted.lam * bits
-
-            candidates = [QuantizedModule.quantize(float_bases, e) for e in EXPONENTS]
-            basis = min(candidates, key=lambda b: cost(b, SEARCH_COEFFICIENT_EXPONENT))
-            if exponents is not None:
-                exponents[module] = min(COEFFICIENT_EXPONENTS, key=lambda c: cost(basis, c))
-            bases[module] = basis
-            for sample in samples:
-                own = None
-                if alpha is not None:
-                    own = quantize_coefficients(alpha[sample.index], exponents[module])
-                mixed = mix_integers(basis, own, 0 if exponents is None else exponents[module])
-                sample.params = sample.params | mixed.dequantized()
+    costs = _ShardCosts(fitted, images)
+    floats = {
+        module: {name: fitted.bases[name] for name in shapes}
+        for module, shapes in fitted.template.modules().items()
+    }
+    bases = quantize_modules(costs, floats, deadzones)
     coefficients = None
     if fitted.coefficients is not None:
         integers = {
-            module: quantize_coefficients(alpha, exponents[module])
+            module: quantize_coefficients(alpha, costs.exponents[module])
             for module, alpha in fitted.coefficients.items()
         }
-        coefficients = [{m: values[i] for m, values in integers.items()} for i in range(count)]
+        coefficients = [
+            {module: values[i] for module, values in integers.items()} for i in range(len(images))
+        ]
     return QuantizedShard(
         template=fitted.template,
         bases=bases,
-        coefficient_exponents=exponents,
+        coefficient_exponents=costs.exponents,
         coefficients=coefficients,
         prior_indices=[log_scale_index(float(p)) for p in fitted.prior_log_scales],
         grids=[
@@ -151,11 +187,3 @@ def _sample_indices(images: list[np.ndarray]) -> list[int]:
         chosen.append(index)
         pixels += images[index].shape[0] * images[index].shape[1]
     return chosen
-
-
-def _sample_cost(sample: _Sample, module: str, params, lam: float) -> float:
-    """Squared error × pixels for the synthesis; λ × latent bits for an entropy module."""
-    if module == "synthesis":
-        error = torch.mean((sample.model.reconstruct(params, sample.grids) - sample.target) ** 2)
-        return float(error) * sample.target.shape[1] * sample.target.shape[2]
-    return lam * float(sample.model.latent_bits(params, sample.grids, sample.prior))

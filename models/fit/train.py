@@ -1,12 +1,22 @@
-"""Overfitting latents and networks to one image: the Cool-chic / C3 recipe.
+"""Overfitting latents and networks to images: the Cool-chic / C3 recipe, one driver for one
+image and for a shard of many.
 
 Phase 1: Adam with a cosine learning rate, latents soft-rounded with noise at a temperature
 annealed from ``temperature_start`` to ``temperature_end``. Phase 2 (the last
 ``hard_fraction``): hard rounding with straight-through gradients at a small learning rate.
-Loss: MSE (pixels in [0, 1]) + λ · estimated bpp of the latents (and, where the preset asks,
-of the networks: :mod:`~inrstore.models.fit.network_rate`). Progress is
-``max(iteration / iterations, elapsed / time_limit)``, so a time limit compresses the
-schedule instead of cutting it off.
+Loss of a step over a group of members: MSE (pixels in [0, 1]) + λ · (the group's latent
+bits per pixel + the networks' estimated bits per pixel of all members, where the preset
+puts them in the loss: :mod:`~inrstore.models.fit.network_rate`). Progress is
+``max(step / steps, elapsed / time_limit)``, so a time limit compresses the schedule
+instead of cutting it off.
+
+Members are trained in *groups* (:class:`MemberGroup`): members of one size and one number
+of zeroed finest grids, at most ``batch_pixels`` pixels. A group's forward pass is one
+:func:`torch.func.vmap` call (a group of one is evaluated directly), and a step trains one
+group, visiting them in turn, so that every member sees the preset's iterations and memory
+stays bounded for 1000-image shards. Each group owns its members' latents, prior scales and
+mixing coefficients and their Adam state; the networks (one set, or weight bases:
+:mod:`~inrstore.models.fit.network_source`) have one Adam state updated at every step.
 
 Training may start at coarser scales (:attr:`Preset.coarse_phases`): at scale 2**-n the
 target is the image with its 2×2 blocks averaged n times, the model uses the grids from
@@ -23,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.func import vmap
 
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.fit.allocator import keep_freed_memory
@@ -32,7 +43,7 @@ from inrstore.models.fit.image_model import (
     init_parameters,
     to_unit,
 )
-from inrstore.models.fit.network_rate import network_bits
+from inrstore.models.fit.network_source import NetworkSource, SharedNetworks
 from inrstore.models.fit.presets import Preset
 from inrstore.models.fit.rounding import noisy_soft_round, straight_through_round
 from inrstore.models.fit.warm_start import warm_start_parameters
@@ -41,8 +52,8 @@ from inrstore.models.fit.warm_start import warm_start_parameters
 @dataclass(frozen=True)
 class TrainingStatus:
     """Shown by progress bars. PSNR in dB and estimated bpp of the current iterate (the
-    latents' per pixel of the current scale, plus the networks' per pixel of the image where
-    the preset puts them in the loss); in a coarse phase, of the image at that scale."""
+    latents' per pixel of the current scale, plus the networks' per pixel of the images where
+    the preset puts them in the loss); in a coarse phase, of the images at that scale."""
 
     iteration: int
     iterations: int
@@ -68,6 +79,197 @@ class FittedImage:
     """The finest grids held at zero (see :attr:`Preset.zero_levels`)."""
 
 
+class MemberGroup:
+    """Members of one size and one number of zeroed finest grids, trained together.
+
+    ``targets[n]``: the images at scale 2**-n, ``(count, C, h_n, w_n)`` in [0, 1];
+    ``grids``: the trained grids, levels ``zero_levels`` and up, ``(count, h_l, w_l)`` each;
+    ``priors``: ``(count,)`` log scales of the coarsest grid's prior; ``coefficients``: module
+    → ``(count, K)`` mixing coefficients where the networks are bases, else None.
+    """
+
+    def __init__(
+        self,
+        members: list[int],
+        arch: Architecture,
+        targets: torch.Tensor,
+        zero_levels: int,
+        coefficients: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        self.members, self.arch, self.zero_levels = members, arch, zero_levels
+        self.targets = [targets]
+        device = targets.device
+        count = len(members)
+        shapes = arch.grid_shapes()
+        self.zeros = [torch.zeros((count, *shape), device=device) for shape in shapes[:zero_levels]]
+        self.grids = [
+            torch.zeros((count, *shape), device=device, requires_grad=True)
+            for shape in shapes[zero_levels:]
+        ]
+        self.priors = torch.zeros(count, device=device, requires_grad=True)
+        self.coefficients = coefficients
+        self.model = ImageModel(arch, device)
+        self._losses: dict[tuple[int, bool], Callable] = {}
+
+    @property
+    def own_networks(self) -> list[torch.Tensor]:
+        """What the group trains at the networks' rate: prior scales and coefficients."""
+        return [self.priors, *(self.coefficients or {}).values()]
+
+    @property
+    def pixels(self) -> int:
+        """Pixels of all the group's members at scale 1."""
+        return len(self.members) * self.arch.height * self.arch.width
+
+    def target(self, coarser: int) -> torch.Tensor:
+        """The members at scale 2**-coarser (averaged once and cached)."""
+        while len(self.targets) <= coarser:
+            self.targets.append(_half_batch(self.targets[-1]))
+        return self.targets[coarser]
+
+    def loss(self, params, batched: bool, grids, coarser: int, finest: int):
+        """Per member ``(MSE (count,), latent bits (count,))`` of the grids ``finest`` and
+        up at scale 2**-coarser; ``params`` per member ``(count, *shape)`` when ``batched``,
+        one set for all otherwise."""
+        key = (coarser, finest, batched)
+        if key not in self._losses:
+            self._losses[key] = _batched_loss(self.model, coarser, finest, batched)
+        return self._losses[key](params, tuple(grids), self.priors, self.target(coarser))
+
+    def fitted_grids(self, position: int) -> list[torch.Tensor]:
+        """Member ``position``'s grids, finest first, on the CPU."""
+        return [grid[position].detach().cpu() for grid in self.zeros + self.grids]
+
+
+def _half_batch(targets: torch.Tensor) -> torch.Tensor:
+    return torch.stack([half_resolution(target) for target in targets])
+
+
+def _batched_loss(model: ImageModel, coarser: int, finest: int, batched: bool) -> Callable:
+    def one(params, grids, prior, target):
+        error = torch.mean((model.reconstruct(params, list(grids), coarser) - target) ** 2)
+        return error, model.latent_bits(params, list(grids), prior, finest)
+
+    def single(params, grids, priors, targets):
+        own = {name: value[0] for name, value in params.items()} if batched else params
+        error, bits = one(own, [grid[0] for grid in grids], priors[0], targets[0])
+        return error[None], bits[None]
+
+    def many(params, grids, priors, targets):
+        if grids[0].shape[0] == 1:
+            return single(params, grids, priors, targets)
+        return vmap(one, in_dims=(0 if batched else None, 0, 0, 0))(params, grids, priors, targets)
+
+    return many
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What :func:`train` did: steps taken and seconds spent."""
+
+    steps: int
+    seconds: float
+
+
+def train(
+    groups: list[MemberGroup],
+    networks: NetworkSource,
+    preset: Preset,
+    lam: float,
+    *,
+    network_learning_rate: float,
+    time_limit: float | None = None,
+    schedule_fraction: float = 1.0,
+    on_status: Callable[[TrainingStatus], None] | None = None,
+    status_every: int = 10,
+) -> TrainingRun:
+    """Train ``groups`` and ``networks`` in place for ``iterations × len(groups)`` steps
+    (times ``schedule_fraction``) or ``time_limit`` seconds (times ``schedule_fraction``),
+    whichever ends first."""
+    shared = torch.optim.Adam([{"params": networks.tensors(), "base": network_learning_rate}])
+    optimizers = [
+        torch.optim.Adam(
+            [
+                {"params": group.own_networks, "base": network_learning_rate},
+                {"params": group.grids, "base": preset.latent_learning_rate},
+            ]
+        )
+        for group in groups
+    ]
+    levels = groups[0].arch.levels
+    boundaries = preset.coarse_phases[-(levels - 1) :] if levels > 1 else ()
+    all_pixels = sum(group.pixels for group in groups)
+    steps = max(1, round(preset.iterations * len(groups) * schedule_fraction))
+    if time_limit is not None:
+        time_limit *= schedule_fraction
+    start = time.perf_counter()
+    step_index, progress = 0, 0.0
+    while progress < 1.0:
+        step = schedule(preset, progress)
+        group = groups[step_index % len(groups)]
+        optimizer = optimizers[step_index % len(groups)]
+        step.apply(shared)
+        step.apply(optimizer)
+        coarser = sum(progress < boundary for boundary in boundaries)
+        # The finest grid this step reads and codes: grids held at zero and grids finer than
+        # the scale stay as they are, neither quantized nor counted.
+        finest = max(group.zero_levels, coarser)
+        quantized = [
+            grid if level < finest else step.quantize(grid)
+            for level, grid in enumerate(group.zeros + group.grids)
+        ]
+        params, batched = networks.for_group(group)
+        errors, bits = group.loss(params, batched, quantized, coarser, finest)
+        target = group.target(coarser)
+        scale_pixels = target.shape[0] * target.shape[2] * target.shape[3]
+        rate = bits.sum() / scale_pixels
+        if preset.network_rate_in_loss:
+            rate = rate + networks.bits() / all_pixels
+        loss = errors.mean() + lam * rate
+        shared.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip_gradients(preset, shared, optimizer)
+        shared.step()
+        optimizer.step()
+        with torch.no_grad():
+            for grid in group.grids:
+                grid.clamp_(-60.0, 60.0)
+        step_index += 1
+        elapsed = time.perf_counter() - start
+        progress = step_index / steps
+        if time_limit is not None:
+            progress = max(progress, elapsed / time_limit)
+        if on_status is not None and (step_index % status_every == 0 or progress >= 1.0):
+            on_status(
+                TrainingStatus(
+                    iteration=step_index,
+                    iterations=steps,
+                    progress=min(progress, 1.0),
+                    loss=loss.item(),
+                    psnr=-10.0 * math.log10(max(errors.detach().mean().item(), 1e-12)),
+                    bpp=rate.item(),
+                    elapsed=elapsed,
+                )
+            )
+    return TrainingRun(step_index, time.perf_counter() - start)
+
+
+def start_networks(
+    arch: Architecture, preset: Preset, lam: float, zero_levels: int, generator: torch.Generator
+) -> tuple[dict[str, torch.Tensor], float]:
+    """Initial networks of ``arch`` and their learning rate: the stored weights of
+    :mod:`~inrstore.models.fit.warm_start` (the set nearest ``lam``, trained at
+    :attr:`Preset.warm_learning_rate`) when the preset asks for them and a set fits, a
+    seeded random draw otherwise."""
+    initial = init_parameters(arch, generator)
+    warm = warm_start_parameters(arch, zero_levels, lam) if preset.warm_start else {}
+    rate = preset.learning_rate
+    if warm and preset.warm_learning_rate is not None:
+        rate = preset.warm_learning_rate
+    return initial | warm, rate
+
+
 def fit_image(
     pixels: np.ndarray,
     arch: Architecture,
@@ -81,98 +283,34 @@ def fit_image(
     status_every: int = 10,
     zero_levels: int = 0,
 ) -> FittedImage:
-    """Train on ``pixels`` (``uint8 (H, W, C)``) and return the float model; the
-    ``zero_levels`` finest grids stay zero (see :mod:`~inrstore.models.fit.finest_grid`).
-    Networks start from the stored weights of :mod:`~inrstore.models.fit.warm_start` (the set
-    nearest ``lam``, trained at :attr:`Preset.warm_learning_rate`) when the preset asks for
-    them and a set fits ``arch``, from a seeded random draw otherwise."""
+    """Train one image (``uint8 (H, W, C)``) with its own networks and return the float
+    model; the ``zero_levels`` finest grids stay zero (see
+    :mod:`~inrstore.models.fit.finest_grid`)."""
     torch_device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     keep_freed_memory()
-    target = to_unit(pixels, torch_device)
-    model = ImageModel(arch, torch_device)
-    initial = init_parameters(arch, generator)
-    warm = warm_start_parameters(arch, zero_levels, lam) if preset.warm_start else {}
-    initial |= warm
-    network_learning_rate = preset.learning_rate
-    if warm and preset.warm_learning_rate is not None:
-        network_learning_rate = preset.warm_learning_rate
-    params = {name: value.to(torch_device).requires_grad_() for name, value in initial.items()}
-    shapes = arch.grid_shapes()
-    zeros = [torch.zeros(shape, device=torch_device) for shape in shapes[:zero_levels]]
-    grids = [
-        torch.zeros(shape, device=torch_device, requires_grad=True)
-        for shape in shapes[zero_levels:]
-    ]
-    prior_log_scale = torch.zeros((), device=torch_device, requires_grad=True)
-    optimizer = torch.optim.Adam(
-        [
-            {"params": [*params.values(), prior_log_scale], "base": network_learning_rate},
-            {"params": grids, "base": preset.latent_learning_rate},
-        ]
+    group = MemberGroup([0], arch, to_unit(pixels, torch_device)[None], zero_levels)
+    initial, rate = start_networks(arch, preset, lam, zero_levels, generator)
+    networks = SharedNetworks(arch, initial, torch_device)
+    run = train(
+        [group],
+        networks,
+        preset,
+        lam,
+        network_learning_rate=rate,
+        time_limit=time_limit,
+        on_status=on_status,
+        status_every=status_every,
     )
-    # Progress at which training leaves each coarser scale, and the targets at every scale.
-    boundaries = preset.coarse_phases[-(arch.levels - 1) :] if arch.levels > 1 else ()
-    targets = [target]
-    for _ in boundaries:
-        targets.append(half_resolution(targets[-1]))
-    image_pixels = pixels.shape[0] * pixels.shape[1]
-    start = time.perf_counter()
-    iteration = 0
-    progress = 0.0
-    while progress < 1.0:
-        step = schedule(preset, progress)
-        step.apply(optimizer)
-        coarser = sum(progress < boundary for boundary in boundaries)
-        # The finest grid this step reads and codes: grids held at zero and grids finer than
-        # the scale stay as they are, neither quantized nor counted.
-        finest = max(zero_levels, coarser)
-        quantized = [
-            grid if level < finest else step.quantize(grid)
-            for level, grid in enumerate(zeros + grids)
-        ]
-        reconstruction = model.reconstruct(params, quantized, coarser)
-        phase_target = targets[coarser]
-        distortion = torch.mean((reconstruction - phase_target) ** 2)
-        bits = model.latent_bits(params, quantized, prior_log_scale, finest)
-        pixel_count = phase_target.shape[1] * phase_target.shape[2]
-        rate = bits / pixel_count
-        if preset.network_rate_in_loss:
-            rate = rate + network_bits(arch, params) / image_pixels
-        loss = distortion + lam * rate
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        clip_gradients(preset, optimizer)
-        optimizer.step()
-        with torch.no_grad():
-            for grid in grids:
-                grid.clamp_(-60.0, 60.0)
-        iteration += 1
-        elapsed = time.perf_counter() - start
-        progress = iteration / preset.iterations
-        if time_limit is not None:
-            progress = max(progress, elapsed / time_limit)
-        if on_status is not None and (iteration % status_every == 0 or progress >= 1.0):
-            on_status(
-                TrainingStatus(
-                    iteration=iteration,
-                    iterations=preset.iterations,
-                    progress=min(progress, 1.0),
-                    loss=loss.item(),
-                    psnr=-10.0 * math.log10(max(distortion.item(), 1e-12)),
-                    bpp=rate.item(),
-                    elapsed=elapsed,
-                )
-            )
     return FittedImage(
         arch=arch,
-        params={name: value.detach().cpu() for name, value in params.items()},
-        grids=[grid.detach().cpu() for grid in zeros + grids],
-        prior_log_scale=prior_log_scale.detach().cpu(),
+        params={name: value.detach().cpu() for name, value in networks.params.items()},
+        grids=group.fitted_grids(0),
+        prior_log_scale=group.priors[0].detach().cpu(),
         lam=lam,
-        iterations=iteration,
-        seconds=time.perf_counter() - start,
+        iterations=run.steps,
+        seconds=run.seconds,
         zero_levels=zero_levels,
     )
 

@@ -9,7 +9,7 @@ import torch
 
 from inrstore.datasets import load_image
 from inrstore.models.core.architecture import image_architecture
-from inrstore.models.fit import train
+from inrstore.models.fit import network_source, train
 from inrstore.models.fit.image_model import ImageModel
 from inrstore.models.fit.presets import Preset
 from inrstore.models.fit.train import clip_gradients, schedule
@@ -108,7 +108,9 @@ def test_training_makes_every_tensor_on_the_device_it_trains_on(
     )
     for name in ("reconstruct", "latent_bits"):
         monkeypatch.setattr(ImageModel, name, _on_meta_by_default(getattr(ImageModel, name)))
-    monkeypatch.setattr(train, "network_bits", _on_meta_by_default(train.network_bits))
+    monkeypatch.setattr(
+        network_source, "network_bits", _on_meta_by_default(network_source.network_bits)
+    )
     preset = Preset("t", 3, arch.arm_levels, coarse_phases=())
     fitted = train.fit_image(pixels, arch, preset, 1e-2, zero_levels=zero_levels)
     assert fitted.iterations == 3
