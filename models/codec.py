@@ -72,6 +72,7 @@ def encode_image(
     time_limit: float | None = None,
     seed: int = 0,
     on_status: Callable | None = None,
+    warm_start: bytes | None = None,
 ) -> bytes:
     """Compress ``image`` (``uint8 (H, W, C)``) into an inrstore bitstream.
 
@@ -82,7 +83,8 @@ def encode_image(
     :class:`~inrstore.models.fit.train.TrainingStatus` updates. Where the preset asks for
     several candidates (:func:`~inrstore.models.fit.candidates.candidate_count`), seeds
     ``seed``, ``seed + 1``, … are encoded at once and the best kept; ``on_status`` follows
-    the first.
+    the first. ``warm_start`` (an earlier bitstream) starts each network module whose
+    shapes match from that bitstream's, the others from the offline sets.
     """
     from inrstore.models.fit.candidates import EncodeJob, best_candidate, candidate_count
     from inrstore.models.fit.presets import preset as find_preset
@@ -90,7 +92,7 @@ def encode_image(
     chosen = find_preset(preset) if isinstance(preset, str) else preset
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but no CUDA device is available")
-    job = EncodeJob(as_pixels(image), chosen, quality, device, time_limit)
+    job = EncodeJob(as_pixels(image), chosen, quality, device, time_limit, warm_start=warm_start)
     count = candidate_count(job)
     if count == 1:
         return encode_seed(job, seed, on_status)
@@ -122,6 +124,7 @@ def encode_seed(job: EncodeJob, seed: int, on_status: Callable | None = None) ->
     time_limit = job.time_limit
     if time_limit is None:
         time_limit = chosen.time_budget(height * width)
+    start = None if job.warm_start is None else read_networks(job.warm_start)[1]
     fitted = fit_image(
         pixels,
         arch,
@@ -132,6 +135,7 @@ def encode_seed(job: EncodeJob, seed: int, on_status: Callable | None = None) ->
         seed=seed,
         on_status=on_status,
         zero_levels=zero_levels,
+        start=None if start is None else _dequantized(start),
     )
     modules, prior_index = quantize_networks(fitted, pixels, chosen.weight_deadzones)
     grids = [grid.numpy().astype(np.int64) for grid in round_latents(fitted.grids)]
@@ -185,17 +189,16 @@ def read_header(data: bytes) -> ImageHeader:
     return unpack_image(data)[0]
 
 
-def decode_latent_state(
-    data: bytes, scale: float = 1.0
-) -> tuple[ImageHeader, dict[str, QuantizedModule], list]:
-    """Header, quantized modules and integer grids (float64 arrays, finest first).
+def _dequantized(modules: dict[str, QuantizedModule]) -> dict[str, torch.Tensor]:
+    return {
+        name: value for module in modules.values() for name, value in module.dequantized().items()
+    }
 
-    Raises ``ValueError`` before decoding when rendering at ``scale`` would exceed the decode
-    memory budget (:func:`~inrstore.models.render.check_decode_memory`).
-    """
+
+def read_networks(data: bytes) -> tuple[ImageHeader, dict[str, QuantizedModule], bytes]:
+    """Header, quantized modules and the undecoded latent section of a bitstream."""
     header, parameter_bytes, latent_bytes = unpack_image(data)
     arch = header.arch
-    check_decode_memory(arch, scale)
     shapes = arch.parameter_shapes()
     codings = header.tensors
     names = tensor_names(arch)
@@ -214,6 +217,21 @@ def decode_latent_state(
         )
         for module, module_shapes in arch.modules().items()
     }
+    return header, modules, latent_bytes
+
+
+def decode_latent_state(
+    data: bytes, scale: float = 1.0
+) -> tuple[ImageHeader, dict[str, QuantizedModule], list]:
+    """Header, quantized modules and integer grids (float64 arrays, finest first).
+
+    Raises ``ValueError`` before decoding when rendering at ``scale`` would exceed the decode
+    memory budget (:func:`~inrstore.models.render.check_decode_memory`).
+    """
+    header = unpack_image(data)[0]
+    check_decode_memory(header.arch, scale)
+    header, modules, latent_bytes = read_networks(data)
+    arch = header.arch
     grids = decode_grids(
         arch, modules, header.prior_index, latent_bytes, header.zero_flags, header.version
     )

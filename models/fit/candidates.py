@@ -35,7 +35,8 @@ class EncodeJob:
     """What every candidate encodes: ``pixels`` ``uint8 (H, W, C)`` (and, for a shard, its
     ``others``) under ``preset`` at ``quality``, on ``device``, within ``time_limit`` seconds
     of training (None: the preset's budget). A shard of shared networks also has its
-    ``bases`` K, its ``batch_pixels`` and an earlier shard's header to ``warm_start`` from."""
+    ``bases`` K and its ``batch_pixels``. ``warm_start``: what the networks start from where
+    they match (an earlier shard's header for a shard, an earlier bitstream for an image)."""
 
     pixels: np.ndarray
     preset: Preset
@@ -143,8 +144,8 @@ def _request(encode: Callable, job: EncodeJob, seed: int, threads: int) -> dict:
 
 
 def _arrays(job: EncodeJob) -> bytes:
-    """The job's images (``image0``, ``image1``, …) and warm-start header (``warm_start``,
-    bytes as ``uint8``) in one ``.npz``."""
+    """The job's images (``image0``, ``image1``, …) and warm start (``warm_start``, bytes as
+    ``uint8``) in one ``.npz``."""
     buffer = io.BytesIO()
     arrays = {f"image{index}": image for index, image in enumerate(job.images)}
     if job.warm_start is not None:

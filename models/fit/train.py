@@ -256,14 +256,23 @@ def train(
 
 
 def start_networks(
-    arch: Architecture, preset: Preset, lam: float, zero_levels: int, generator: torch.Generator
+    arch: Architecture,
+    preset: Preset,
+    lam: float,
+    zero_levels: int,
+    generator: torch.Generator,
+    start: dict[str, torch.Tensor] | None = None,
 ) -> tuple[dict[str, torch.Tensor], float]:
-    """Initial networks of ``arch`` and their learning rate: the stored weights of
-    :mod:`~inrstore.models.fit.warm_start` (the set nearest ``lam``, trained at
-    :attr:`Preset.warm_learning_rate`) when the preset asks for them and a set fits, a
-    seeded random draw otherwise."""
+    """Initial networks of ``arch`` and their learning rate: each module from ``start``
+    where it holds the module with its shapes, else from the stored weights of
+    :mod:`~inrstore.models.fit.warm_start` (the set nearest ``lam``) when the preset asks for
+    them and a set fits, both trained at :attr:`Preset.warm_learning_rate`; a seeded random
+    draw otherwise."""
     initial = init_parameters(arch, generator)
     warm = warm_start_parameters(arch, zero_levels, lam) if preset.warm_start else {}
+    for shapes in arch.modules().values():
+        if start and all(name in start and start[name].shape == s for name, s in shapes.items()):
+            warm |= {name: start[name].float() for name in shapes}
     rate = preset.learning_rate
     if warm and preset.warm_learning_rate is not None:
         rate = preset.warm_learning_rate
@@ -282,16 +291,17 @@ def fit_image(
     on_status: Callable[[TrainingStatus], None] | None = None,
     status_every: int = 10,
     zero_levels: int = 0,
+    start: dict[str, torch.Tensor] | None = None,
 ) -> FittedImage:
     """Train one image (``uint8 (H, W, C)``) with its own networks and return the float
     model; the ``zero_levels`` finest grids stay zero (see
-    :mod:`~inrstore.models.fit.finest_grid`)."""
+    :mod:`~inrstore.models.fit.finest_grid`); networks start as :func:`start_networks` says."""
     torch_device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     keep_freed_memory()
     group = MemberGroup([0], arch, to_unit(pixels, torch_device)[None], zero_levels)
-    initial, rate = start_networks(arch, preset, lam, zero_levels, generator)
+    initial, rate = start_networks(arch, preset, lam, zero_levels, generator, start)
     networks = SharedNetworks(arch, initial, torch_device)
     run = train(
         [group],

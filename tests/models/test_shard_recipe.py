@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from inrstore.models import shard_codec
 from inrstore.models.bitstream.errors import BitstreamError
 from inrstore.models.bitstream.fields import seal
 from inrstore.models.bitstream.shard_format import unpack_member
@@ -195,3 +196,17 @@ def test_a_shard_of_small_images_keeps_the_best_of_its_candidate_seeds() -> None
     assert scores[0] != scores[1]
     assert (kept.header, kept.members) in [(s.header, s.members) for s in seeds]
     assert shard_rate_distortion(job, pack_shard(kept)) == min(scores)
+
+
+def test_own_networks_start_from_the_previous_members(monkeypatch) -> None:
+    calls = []
+    original = shard_codec.encode_image
+
+    def spy(image, *args, warm_start=None, **kwargs):
+        calls.append(warm_start)
+        return original(image, *args, warm_start=warm_start, **kwargs)
+
+    monkeypatch.setattr(shard_codec, "encode_image", spy)
+    images = [_kodak_crop(), np.ascontiguousarray(_kodak_crop()[::-1])]
+    shard = encode_shard(images, replace(TINY_PRESET, iterations=5), sharing="own")
+    assert calls == [None, shard.members[0]]

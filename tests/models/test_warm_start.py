@@ -12,7 +12,7 @@ import torch
 from inrstore.models.core.architecture import Architecture, image_architecture
 from inrstore.models.fit.image_model import init_parameters
 from inrstore.models.fit.presets import Preset
-from inrstore.models.fit.train import FittedImage, fit_image
+from inrstore.models.fit.train import FittedImage, fit_image, start_networks
 from inrstore.models.fit.warm_start import save_sets, stored_sets, warm_start_parameters
 
 SHIPPED_ARCHITECTURES = [
@@ -130,3 +130,16 @@ def test_warm_started_networks_learn_at_their_own_rate(warm_learning_rate: float
     stored = warm_start_parameters(arch, 1, 1e-3)
     unchanged = torch.equal(fitted.params["syn.head.w0"], stored["syn.head.w0"])
     assert unchanged == (warm_learning_rate == 0.0)
+
+
+def test_given_networks_start_the_modules_whose_shapes_they_match() -> None:
+    arch = image_architecture(512, 768, 3, 1)
+    generator = torch.Generator().manual_seed(0)
+    given = {name: torch.full(shape, 0.25) for name, shape in arch.parameter_shapes().items()}
+    given["arm.w0"] = torch.zeros(3, 3)  # another ARM's shape: the module is not taken
+    start, _ = start_networks(arch, Preset("t", 1, 1), 1e-3, 0, generator, given)
+    stored = warm_start_parameters(arch, 0, 1e-3)
+    for name in arch.modules()["synthesis"]:
+        assert torch.equal(start[name], given[name])
+    for name in arch.modules()["arm"]:
+        assert torch.equal(start[name], stored[name])

@@ -13,7 +13,10 @@ import pytest
 from PIL import Image
 
 from inrstore.datasets.load import pixel_sha256
+from inrstore.models.codec import read_header
+from inrstore.models.fit.presets import Preset
 from inrstore.models.metrics import psnr
+from inrstore.models.shard_codec import read_shard_header
 from inrstore.store import (
     AmbiguousIdError,
     CorruptRecordError,
@@ -280,3 +283,25 @@ def test_unreadable_file_is_reported_with_the_system_reason(
         report = store.add([images], preset=QUICK, shard_size=8)
         assert report.failures == [(victim, "Permission denied")]
         assert len(report.added) == 5 and len(store.ids()) == 5
+
+
+def test_add_with_best_like_settings_stores_members_that_declare_them(
+    tmp_path: Path, cifar_samples: Path, kodak_samples: Path
+) -> None:
+    """Small images share networks, larger ones get their own (image bitstreams): either
+    way the stored bytes declare the preset's ARM, pre-filters and synthesis."""
+    best_like = Preset(
+        "best-like", iterations=10, arm_levels=2, wide_arm=True, prefilter=True,
+        compact_synthesis="refine", weight_deadzones=(0.2,),
+    )  # fmt: skip
+    files = [cifar_samples / "0000.png", cifar_samples / "0001.png"]
+    with Store.open(tmp_path / "store", create=True) as store:
+        store.add([*files, kodak_samples / "kodim23-128.png"], preset=best_like)
+        kodak = store.read("kodim23-128.png", decode=False)[1]
+        with store._env.read() as txn:
+            small = read_shard_header(store._header(txn, 1)).header
+            large = read_shard_header(store._header(txn, 2)).header
+            member = store._member(txn, kodak.hex_id).bitstream
+    assert not small.own_networks and large.own_networks
+    for arch in (small.template, read_header(member).arch):
+        assert arch.arm_context == 24 and arch.prefilter and arch.synthesis_kind == "refine"
