@@ -228,10 +228,9 @@ def decode_latent_state(
     Raises ``ValueError`` before decoding when rendering at ``scale`` would exceed the decode
     memory budget (:func:`~inrstore.models.render.check_decode_memory`).
     """
-    header = unpack_image(data)[0]
-    check_decode_memory(header.arch, scale)
     header, modules, latent_bytes = read_networks(data)
     arch = header.arch
+    check_decode_memory(arch, scale)
     grids = decode_grids(
         arch, modules, header.prior_index, latent_bytes, header.zero_flags, header.version
     )
