@@ -70,6 +70,13 @@ class Preset:
         if not all(0.0 < zone < 0.5 for zone in self.weight_deadzones):
             raise ValueError(f"weight_deadzones must lie in (0, 0.5), not {self.weight_deadzones}")
 
+    def network_learning_rate(self, warm: bool) -> float:
+        """Adam's initial rate of networks that start from trained weights (``warm``) or
+        from a random draw."""
+        if warm and self.warm_learning_rate is not None:
+            return self.warm_learning_rate
+        return self.learning_rate
+
     def time_budget(self, pixels: int) -> float | None:
         """Seconds for an image of ``pixels`` pixels: ``crop_seconds × (pixels / 256²)^0.4``
         (a Kodak image gets 2.05×, a 32×32 image 0.19×; quantization and coding come on top)."""

@@ -111,7 +111,7 @@ def fit_shard(
     start, rate = start_networks(template, preset, lam, common_zero_levels, generator)
     bases = _spread_bases(template, start, k, generator) if warm_bases is None else warm_bases
     if warm_bases is not None:
-        rate = preset.warm_learning_rate or preset.learning_rate
+        rate = preset.network_learning_rate(warm=True)
     groups = _groups(
         images, template, k, zero_levels, settings.batch_pixels, generator, torch_device
     )

@@ -273,10 +273,7 @@ def start_networks(
     for shapes in arch.modules().values():
         if start and all(name in start and start[name].shape == s for name, s in shapes.items()):
             warm |= {name: start[name].float() for name in shapes}
-    rate = preset.learning_rate
-    if warm and preset.warm_learning_rate is not None:
-        rate = preset.warm_learning_rate
-    return initial | warm, rate
+    return initial | warm, preset.network_learning_rate(bool(warm))
 
 
 def fit_image(
