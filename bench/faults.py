@@ -389,7 +389,9 @@ def bitstream_trials(work: Path, trials: int, rng: random.Random) -> Tally:
 
     pixels = np.asarray(Image.open(SAMPLES / "0000.png"))
     image = encode_image(pixels, quick_preset())
-    shard = encode_shard([pixels, np.asarray(Image.open(SAMPLES / "0001.png"))], quick_preset())
+    shard = encode_shard(
+        [pixels, np.asarray(Image.open(SAMPLES / "0001.png"))], quick_preset(), sharing="shared"
+    )
     cases = work
     (cases / "header.bin").write_bytes(shard.header)
     (cases / "member.bin").write_bytes(shard.members[0])

@@ -135,7 +135,7 @@ def config_sweep(
             else:
                 encoded = encode_shard(
                     [image.pixels for image in group], chosen, quality, bases=shape.bases,
-                    time_limit=limit, warm_start=previous if shape.warm else None,
+                    time_limit=limit, warm_start=previous if shape.warm else None, sharing="shared",
                 )  # fmt: skip
                 previous = encoded.header
                 encode_seconds = time.perf_counter() - began

@@ -100,17 +100,22 @@ SHARING_MODES = ("auto", "own", "shared")
 """What ``encode_shard`` may be told to share: ``own`` networks per member, ``shared``
 networks (K bases, or plain sharing at K = 1), or ``auto`` (:func:`choose_sharing`)."""
 SHARED_BELOW_PIXELS = 64 * 64 + 1
-"""``auto`` shares networks when every member has fewer pixels than this."""
+"""``auto`` weighs shared networks only when every member has fewer pixels than this."""
+TRIAL_MEMBERS = 4
+"""Members ``auto`` encodes with their own networks to weigh them against shared ones."""
 
 
 def choose_sharing(images: Sequence[np.ndarray]) -> str:
-    """``shared`` for a shard of small images (every one at most 64×64 pixels), ``own``
-    otherwise: on images of a photo's size a member's networks are a few per cent of its
-    bytes and networks fitted to one image beat shared ones, while on CIFAR-sized images
-    the networks would cost more than the latents."""
-    if all(image.shape[0] * image.shape[1] < SHARED_BELOW_PIXELS for image in images):
-        return "shared"
-    return "own"
+    """What ``auto`` does with ``images``: ``own`` networks for a single image or when a
+    member has more than 64×64 pixels, ``compare`` otherwise (:func:`_encode_compared`).
+
+    On photos a member's networks are a few per cent of its bytes and networks fitted to one
+    image beat shared ones by more than a dB at equal bytes (``bench/HISTORY.md``), so a
+    trial, which costs the shard's whole encode again, is not run; on small images the
+    networks may cost more than the latents, and which wins depends on the member count.
+    """
+    small = all(image.shape[0] * image.shape[1] < SHARED_BELOW_PIXELS for image in images)
+    return "compare" if small and len(images) > 1 else "own"
 
 
 def encode_shard(
@@ -129,16 +134,18 @@ def encode_shard(
 ) -> EncodedShard:
     """Compress ``images`` (``uint8 (H, W, C)``, any sizes, one channel count) as a shard.
 
-    ``sharing`` (:data:`SHARING_MODES`) says what the members share. With own networks each
-    member is :func:`~inrstore.models.codec.encode_image`'s bitstream, the preset's single-
-    image recipe and budget unchanged. With shared networks ``bases`` K is clipped to the
+    ``sharing`` (:data:`SHARING_MODES`) says what the members share (``auto``:
+    :func:`choose_sharing`; a comparison spends its trial members' budgets on top of the
+    shard's time limit). With own networks each member is
+    :func:`~inrstore.models.codec.encode_image`'s bitstream, the preset's single-image
+    recipe and budget unchanged. With shared networks ``bases`` K is clipped to the
     number of images (K = 1 is plain weight sharing) and a training step evaluates at most
     ``batch_pixels`` pixels (and at least one image). ``time_limit`` defaults to the sum of
     the preset's single-image budgets. ``warm_start`` (an earlier shard's header) starts
     shared bases from its own when the networks match, and then trains for
     :attr:`~inrstore.models.fit.shard_train.ShardSettings.warm_fraction` of the schedule.
     """
-    from inrstore.models.fit.candidates import EncodeJob, best_candidate, candidate_count
+    from inrstore.models.fit.candidates import EncodeJob
     from inrstore.models.fit.presets import preset as find_preset
 
     pixels = [as_pixels(image) for image in images]
@@ -163,6 +170,15 @@ def encode_shard(
     )  # fmt: skip
     if sharing == "own":
         return _encode_own(job, budgets, seed, on_status)
+    if sharing == "shared":
+        return _encode_shared(job, seed, on_status)
+    return _encode_compared(job, budgets, seed, on_status)
+
+
+def _encode_shared(job: EncodeJob, seed: int, on_status: Callable | None) -> EncodedShard:
+    """The shard with shared networks: the least D + λR of the preset's candidate seeds."""
+    from inrstore.models.fit.candidates import best_candidate, candidate_count
+
     count = candidate_count(job)
     if count == 1:
         return unpack_shard(encode_shared_seed(job, seed, on_status))
@@ -171,26 +187,78 @@ def encode_shard(
     return unpack_shard(best)
 
 
-def _encode_own(
+def _encode_compared(
     job: EncodeJob, budgets: list[float | None], seed: int, on_status: Callable | None
 ) -> EncodedShard:
-    """Each member encoded alone, within its share of the time limit (its own budget's share
-    of the sum, or its pixels' where the preset has no budget), its networks starting from
-    the previous member's where they match (``bench/HISTORY.md``: 2% fewer bytes on
-    kodim01–08)."""
+    """Shared networks or each member's own, whichever has the less D + λR.
+
+    Up to :data:`TRIAL_MEMBERS` members, spread over the shard, are encoded with their own
+    networks, then the shard with shared ones; both are weighed on those members (their
+    records plus their pixels' share of the header). When own networks win, the other
+    members are encoded too, reusing the trial's. Progress: the trial, then the shard.
+    """
+    from inrstore.models.fit.presets import quality_to_lambda
+
     start = time.perf_counter()
-    members = []
     images = job.images
+    trial = _trial_members(len(images))
+    pixels = [image.shape[0] * image.shape[1] for image in images]
+    sampled = sum(pixels[i] for i in trial) / sum(pixels)
+    before = sampled / (1 + sampled)
+    own = _encode_own(job, budgets, seed, _phase(on_status, 0.0, before), trial)
+    shared = _encode_shared(job, seed, _phase(on_status, before, 1.0))
+    costs = member_costs(job, shared)
+    lam_bits = quality_to_lambda(job.quality) * 8
+    shared_cost = sum(costs[i] for i in trial) + lam_bits * len(shared.header) * sampled
+    own_cost = sum(member_costs(job, own, trial)) + lam_bits * len(own.header) * sampled
+    if own_cost >= shared_cost:
+        chosen = shared
+    elif len(trial) == len(images):
+        chosen = own
+    else:
+        done = dict(zip(trial, own.members, strict=True))
+        chosen = _encode_own(job, budgets, seed, _phase(on_status, before, 1.0), done=done)
+    return replace(chosen, seconds=time.perf_counter() - start)
+
+
+def _trial_members(count: int) -> list[int]:
+    """Indices of :data:`TRIAL_MEMBERS` members (or all), evenly spread over ``count``."""
+    if count <= TRIAL_MEMBERS:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (TRIAL_MEMBERS - 1)) for i in range(TRIAL_MEMBERS)})
+
+
+def _encode_own(
+    job: EncodeJob,
+    budgets: list[float | None],
+    seed: int,
+    on_status: Callable | None,
+    indices: Sequence[int] | None = None,
+    done: dict[int, bytes] | None = None,
+) -> EncodedShard:
+    """Members ``indices`` (default: all) each encoded alone, within its share of the time
+    limit (its own budget's share of the sum, or its pixels' where the preset has no budget),
+    its networks starting from the previous member's where they match (``bench/HISTORY.md``:
+    2% fewer bytes on kodim01–08); members in ``done`` keep the bitstream given there."""
+    start = time.perf_counter()
+    members: list[bytes] = []
+    images = job.images
+    indices = range(len(images)) if indices is None else indices
+    done = done or {}
     weights = budgets if None not in budgets else [p.shape[0] * p.shape[1] for p in images]
     previous = None
-    for index, image in enumerate(images):
+    for position, index in enumerate(indices):
+        if index in done:
+            members.append(done[index])
+            previous = members[-1]
+            continue
         limit = None if job.time_limit is None else job.time_limit * weights[index] / sum(weights)
         report = None
         if on_status is not None:
-            report = functools.partial(_member_status, on_status, index, len(images))
+            report = functools.partial(_member_status, on_status, position, len(indices))
         members.append(
             encode_image(
-                image,
+                images[index],
                 job.preset,
                 job.quality,
                 device=job.device,
@@ -228,6 +296,7 @@ def encode_shared_seed(job: EncodeJob, seed: int, on_status: Callable | None = N
         chosen.wide_arm,
         chosen.prefilter,
         chosen.compact_synthesis,
+        network_pixels=sum(p.shape[0] * p.shape[1] for p in pixels),
     )
     template = replace(template, height=1, width=1)
     settings = ShardSettings(bases=job.bases, batch_pixels=job.batch_pixels)
@@ -255,14 +324,27 @@ def shard_rate_distortion(job: EncodeJob, data: bytes) -> float:
     from inrstore.models.fit.presets import quality_to_lambda
 
     shard = unpack_shard(data)
-    header = read_shard_header(shard.header)
     pixels = sum(image.shape[0] * image.shape[1] for image in job.images)
-    error = sum(
+    header_cost = quality_to_lambda(job.quality) * len(shard.header) * 8
+    return (sum(member_costs(job, shard)) + header_cost) / pixels
+
+
+def member_costs(
+    job: EncodeJob, shard: EncodedShard, indices: Sequence[int] | None = None
+) -> list[float]:
+    """Per member of ``shard``: its summed squared error (in [0, 1] units) plus λ × its
+    record's bits, header excluded; ``indices`` picks the images of ``job`` it holds."""
+    from inrstore.models.fit.presets import quality_to_lambda
+
+    header = read_shard_header(shard.header)
+    images = job.images
+    chosen = [images[i] for i in indices] if indices is not None else images
+    lam = quality_to_lambda(job.quality)
+    return [
         mse(image, decode_member(header, member)) / 255.0**2 * image.shape[0] * image.shape[1]
-        for image, member in zip(job.images, shard.members, strict=True)
-    )
-    size = len(shard.header) + sum(len(member) for member in shard.members)
-    return (error + quality_to_lambda(job.quality) * size * 8) / pixels
+        + lam * len(member) * 8
+        for image, member in zip(chosen, shard.members, strict=True)
+    ]
 
 
 _PACKED = struct.Struct(">IdBI")
@@ -307,6 +389,17 @@ def _warm_bases(
 def _member_status(on_status: Callable, index: int, count: int, status: TrainingStatus) -> None:
     """Member ``index``'s training status as the shard's progress."""
     on_status(dataclasses.replace(status, progress=(index + status.progress) / count))
+
+
+def _phase(on_status: Callable | None, low: float, high: float) -> Callable | None:
+    """``on_status`` for a phase that spans ``[low, high]`` of the shard's progress."""
+    if on_status is None:
+        return None
+
+    def report(status: TrainingStatus) -> None:
+        on_status(dataclasses.replace(status, progress=low + (high - low) * status.progress))
+
+    return report
 
 
 def write_shard(shard: QuantizedShard) -> tuple[bytes, list[bytes]]:

@@ -158,9 +158,14 @@ def image_architecture(
     wide_arm: bool = False,
     prefilter: bool = False,
     compact_synthesis: str = "mixed",
+    network_pixels: int | None = None,
 ) -> Architecture:
     """The architecture of one image: :func:`levels_for` its size, ``arm_levels`` clipped to
     the grids below the coarsest, compact widths below :data:`COMPACT_BELOW_PIXELS` pixels.
+
+    ``network_pixels`` (default ``height × width``) is the count of pixels whose rate pays
+    for the networks: a shard's networks are shared by all its members' pixels, so the
+    compact widths, wide ARM and compact synthesis go by that count, not by one image's.
 
     With ``wide_arm``, and below :data:`COMPACT_BELOW_PIXELS` pixels whenever ``arm_levels``
     asks for an ARM, :data:`WIDE_ARM` codes every grid below the coarsest: small images reach
@@ -176,7 +181,7 @@ def image_architecture(
     wide); larger ones have the ``mixed`` one.
     """
     levels = levels_for(height, width)
-    compact = is_compact(height, width)
+    compact = (height * width if network_pixels is None else network_pixels) < COMPACT_BELOW_PIXELS
     settings = dict(COMPACT_WIDTHS) if compact else {}
     if wide_arm or (compact and arm_levels):
         arm_levels = levels - 1

@@ -56,7 +56,7 @@ def images() -> list[np.ndarray]:
 
 @pytest.fixture(scope="module", params=[1, 3], ids=["K=1", "K=N"])
 def shard(request, images):
-    return encode_shard(images, SHARD_PRESET, quality=70, bases=request.param)
+    return encode_shard(images, SHARD_PRESET, quality=70, sharing="shared", bases=request.param)
 
 
 def test_every_member_decodes_from_the_header_and_its_own_record(shard, images) -> None:
@@ -85,7 +85,7 @@ def test_member_decodes_at_any_scale_and_crop(shard) -> None:
 
 
 def test_a_member_refuses_another_shards_header(shard, images) -> None:
-    other = encode_shard(images[:1], SHARD_PRESET, quality=70, bases=1, seed=1)
+    other = encode_shard(images[:1], SHARD_PRESET, quality=70, sharing="shared", bases=1, seed=1)
     with pytest.raises(BitstreamError, match="does not belong to this shard header"):
         decode_member(other.header, shard.members[0])
 
@@ -185,7 +185,9 @@ def test_member_encoded_with_two_threads_decodes_identically_in_a_fresh_process(
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        shard = encode_shard(_images()[:2], replace(SHARD_PRESET, iterations=30), bases=2)
+        shard = encode_shard(
+            _images()[:2], replace(SHARD_PRESET, iterations=30), sharing="shared", bases=2
+        )
     finally:
         torch.set_num_threads(threads)
     (tmp_path / "h").write_bytes(shard.header)
@@ -203,9 +205,13 @@ def test_member_encoded_with_two_threads_decodes_identically_in_a_fresh_process(
 
 
 def test_warm_start_reuses_matching_bases_and_runs_half_the_schedule(images) -> None:
-    first = encode_shard(images[:2], SHARD_PRESET, quality=70, bases=2)
-    warm = encode_shard(images[1:], SHARD_PRESET, quality=70, bases=2, warm_start=first.header)
-    cold = encode_shard(images[1:], SHARD_PRESET, quality=70, bases=1, warm_start=first.header)
+    first = encode_shard(images[:2], SHARD_PRESET, quality=70, sharing="shared", bases=2)
+    warm = encode_shard(
+        images[1:], SHARD_PRESET, quality=70, sharing="shared", bases=2, warm_start=first.header
+    )
+    cold = encode_shard(
+        images[1:], SHARD_PRESET, quality=70, sharing="shared", bases=1, warm_start=first.header
+    )
     assert warm.warm_started and not cold.warm_started  # K = 1 does not match the K = 2 bases
     assert cold.steps == 2 * SHARD_PRESET.iterations  # two sizes: two chunks
     assert warm.steps == cold.steps // 2
@@ -218,9 +224,9 @@ def test_members_of_earlier_formats_still_decode(images, monkeypatch, version: i
     symbol; 2: tables, pass 1 at every pixel) decodes to the same pixels as the same member
     in the current format."""
     aru = replace(SHARD_PRESET, arm_levels=0)  # the ARU, whose coding versions 2 and 3 change
-    current = encode_shard(images[:1], aru, quality=70, bases=1)
+    current = encode_shard(images[:1], aru, quality=70, sharing="shared", bases=1)
     monkeypatch.setattr(shard_codec, "MEMBER_VERSION", version)
-    old = encode_shard(images[:1], aru, quality=70, bases=1)
+    old = encode_shard(images[:1], aru, quality=70, sharing="shared", bases=1)
     assert old.header == current.header and old.members[0] != current.members[0]
     record = bytearray(old.members[0][:-2])
     record[len(MEMBER_PREFIX.magic)] = version  # the version byte

@@ -14,7 +14,8 @@ from inrstore.models.bitstream.errors import BitstreamError
 from inrstore.models.bitstream.fields import seal
 from inrstore.models.bitstream.shard_format import unpack_member
 from inrstore.models.codec import decode_image, encode_image
-from inrstore.models.core.architecture import Architecture
+from inrstore.models.core import architecture
+from inrstore.models.core.architecture import COMPACT_WIDTHS, Architecture, image_architecture
 from inrstore.models.fit import shard_quantization, train
 from inrstore.models.fit.candidates import EncodeJob
 from inrstore.models.fit.network_rate import network_bits
@@ -23,6 +24,7 @@ from inrstore.models.fit.presets import Preset, quality_to_lambda
 from inrstore.models.fit.shard_train import ShardSettings, fit_shard
 from inrstore.models.metrics import psnr
 from inrstore.models.shard_codec import (
+    EncodedShard,
     choose_sharing,
     decode_member,
     encode_shard,
@@ -70,8 +72,9 @@ def test_an_own_networks_header_with_anything_more_is_refused() -> None:
         read_shard_header(seal(header[:-4] + b"\x00"))
 
 
-def test_auto_shares_networks_between_small_images_only() -> None:
-    assert choose_sharing(_cifar(3, 5)) == "shared"
+def test_auto_weighs_shared_networks_for_several_small_images_only() -> None:
+    assert choose_sharing(_cifar(3, 5)) == "compare"
+    assert choose_sharing(_cifar(3)) == "own"
     assert choose_sharing([*_cifar(3), _kodak_crop()]) == "own"
     with pytest.raises(ValueError, match="sharing must be one of auto, own, shared"):
         encode_shard(_cifar(3), TINY_PRESET, sharing="some")
@@ -79,7 +82,7 @@ def test_auto_shares_networks_between_small_images_only() -> None:
 
 def test_a_shard_of_best_like_settings_declares_them_and_decodes() -> None:
     images = _cifar(3, 5)
-    shard = encode_shard(images, BEST_LIKE, quality=60, bases=2)
+    shard = encode_shard(images, BEST_LIKE, quality=60, sharing="shared", bases=2)
     template = read_shard_header(shard.header).header.template
     assert template.arm_context == 24 and template.arm_levels == template.levels - 1
     assert template.prefilter and template.synthesis_kind == "refine"
@@ -97,7 +100,7 @@ def test_the_finest_grid_rule_decides_per_member() -> None:
     template = Architecture(1, 1, 3, 3, 0)
     fitted = fit_shard(images, template, preset, lam, ShardSettings(bases=1), [1, 0])
     assert not fitted.grids[0][0].any() and fitted.grids[1][0].any()
-    shard = encode_shard(images, preset, quality=60, bases=1)
+    shard = encode_shard(images, preset, quality=60, sharing="shared", bases=1)
     template = read_shard_header(shard.header).header.template
     flags = [unpack_member(member, template)[0].zero_flags & 1 for member in shard.members]
     assert flags == [1, 0]
@@ -150,10 +153,14 @@ def test_shared_bases_start_from_the_offline_warm_start_sets(monkeypatch) -> Non
         return original(arch, zero_levels, lam)
 
     monkeypatch.setattr(train, "warm_start_parameters", spy)
-    encode_shard(_cifar(3, 5), replace(TINY_PRESET, iterations=2), quality=60, bases=2)
+    encode_shard(
+        _cifar(3, 5), replace(TINY_PRESET, iterations=2), quality=60, sharing="shared", bases=2
+    )
     assert len(calls) == 1 and calls[0][0].height == 1 and calls[0][2] == quality_to_lambda(60)
     calls.clear()
-    encode_shard(_cifar(3), replace(TINY_PRESET, iterations=2, warm_start=False), bases=1)
+    encode_shard(
+        _cifar(3), replace(TINY_PRESET, iterations=2, warm_start=False), sharing="shared", bases=1
+    )
     assert calls == []
 
 
@@ -167,7 +174,7 @@ def test_bases_get_per_tensor_steps_and_the_presets_dead_zones(monkeypatch) -> N
         return chosen
 
     monkeypatch.setattr(shard_quantization, "quantize_modules", spy)
-    shard = encode_shard(_cifar(3, 5), BEST_LIKE, quality=60, bases=2)
+    shard = encode_shard(_cifar(3, 5), BEST_LIKE, quality=60, sharing="shared", bases=2)
     ((deadzones, chosen),) = seen
     assert deadzones == (0.2,)
     header = read_shard_header(shard.header)
@@ -183,12 +190,15 @@ def test_a_shard_of_small_images_keeps_the_best_of_its_candidate_seeds() -> None
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        kept = encode_shard(images, two, quality=60, bases=2, seed=4)
+        kept = encode_shard(images, two, quality=60, sharing="shared", bases=2, seed=4)
     finally:
         torch.set_num_threads(threads)
     torch.set_num_threads(1)
     try:
-        seeds = [encode_shard(images, TINY_PRESET, quality=60, bases=2, seed=s) for s in (4, 5)]
+        seeds = [
+            encode_shard(images, TINY_PRESET, quality=60, sharing="shared", bases=2, seed=s)
+            for s in (4, 5)
+        ]
     finally:
         torch.set_num_threads(threads)
     job = EncodeJob(images[0], TINY_PRESET, 60, "cpu", None, tuple(images[1:]), 2)
@@ -210,3 +220,67 @@ def test_own_networks_start_from_the_previous_members(monkeypatch) -> None:
     images = [_kodak_crop(), np.ascontiguousarray(_kodak_crop()[::-1])]
     shard = encode_shard(images, replace(TINY_PRESET, iterations=5), sharing="own")
     assert calls == [None, shard.members[0]]
+
+
+def _own_and_shared(images: list[np.ndarray]) -> tuple[EncodedShard, EncodedShard]:
+    own = encode_shard(images, TINY_PRESET, quality=60, bases=2, sharing="own", seed=2)
+    shared = encode_shard(images, TINY_PRESET, quality=60, bases=2, sharing="shared", seed=2)
+    return own, shared
+
+
+def test_auto_keeps_whichever_of_own_and_shared_networks_costs_less() -> None:
+    images = _cifar(3, 5, 8)
+    own, shared = _own_and_shared(images)
+    kept = encode_shard(images, TINY_PRESET, quality=60, bases=2, seed=2)
+    job = EncodeJob(images[0], TINY_PRESET, 60, "cpu", None, tuple(images[1:]), 2)
+    costs = {
+        "own": shard_rate_distortion(job, pack_shard(own)),
+        "shared": shard_rate_distortion(job, pack_shard(shared)),
+    }
+    assert costs["own"] != costs["shared"]
+    cheaper = own if costs["own"] < costs["shared"] else shared
+    assert (kept.header, kept.members) == (cheaper.header, cheaper.members)
+
+
+def test_auto_weighs_a_spread_of_members_and_completes_the_winner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    images = _cifar(3, 5, 8, 9, 11)
+    monkeypatch.setattr(shard_codec, "TRIAL_MEMBERS", 2)
+    encoded: list[int] = []
+    real = shard_codec.encode_image
+
+    def spy(image: np.ndarray, *args: object, **kwargs: object) -> bytes:
+        encoded.append(next(i for i, x in enumerate(images) if np.array_equal(x, image)))
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(shard_codec, "encode_image", spy)
+    outcomes = set()
+    for quality in (20, 60):  # shared networks win at the low rate here, own at the high one
+        encoded.clear()
+        kept = encode_shard(images, TINY_PRESET, quality=quality, bases=2, seed=2)
+        header = read_shard_header(kept.header)
+        outcomes.add(header.header.own_networks)
+        assert encoded[:2] == [0, 4]  # the trial: the first and the last member
+        if header.header.own_networks:
+            assert encoded[2:] == [1, 2, 3]  # the trial's members are not encoded again
+        else:
+            assert len(encoded) == 2
+        for image, member in zip(images, kept.members, strict=True):
+            assert psnr(image, decode_member(header, member)) > 20
+    assert outcomes == {True, False}
+
+
+def test_shared_networks_widen_when_the_shard_holds_as_many_pixels_as_a_large_image(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert image_architecture(32, 32, 3, 0).head_hidden == COMPACT_WIDTHS["head_hidden"]
+    wide = image_architecture(32, 32, 3, 0, network_pixels=architecture.COMPACT_BELOW_PIXELS)
+    assert wide.head_hidden == Architecture.head_hidden
+    images, preset = _cifar(3, 5), replace(TINY_PRESET, iterations=2)
+    widths = {}
+    for threshold in (2 * 32 * 32 + 1, 2 * 32 * 32):  # above the shard's pixels, then at them
+        monkeypatch.setattr(architecture, "COMPACT_BELOW_PIXELS", threshold)
+        shard = encode_shard(images, preset, sharing="shared", bases=2)
+        widths[threshold] = read_shard_header(shard.header).header.template.aru_hidden
+    assert widths == {2049: COMPACT_WIDTHS["aru_hidden"], 2048: Architecture.aru_hidden}

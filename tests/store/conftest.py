@@ -32,9 +32,11 @@ def images(tmp_path: Path, cifar_samples: Path) -> Path:
 
 @pytest.fixture
 def filled(tmp_path: Path, images: Path) -> Path:
-    """A store holding the six images, in shards of four."""
+    """A store holding the six images, in shards of four with shared networks."""
     path = tmp_path / "store"
     with Store.open(path, create=True) as store:
-        report = store.add([images], preset=QUICK, shard_size=4, label_from_folder=True)
+        report = store.add(
+            [images], preset=QUICK, shard_size=4, label_from_folder=True, sharing="shared"
+        )
     assert len(report.added) == 6 and report.shards == 2
     return path

@@ -288,15 +288,16 @@ def test_unreadable_file_is_reported_with_the_system_reason(
 def test_add_with_best_like_settings_stores_members_that_declare_them(
     tmp_path: Path, cifar_samples: Path, kodak_samples: Path
 ) -> None:
-    """Small images share networks, larger ones get their own (image bitstreams): either
-    way the stored bytes declare the preset's ARM, pre-filters and synthesis."""
+    """Small images sharing networks and a larger one with its own (an image bitstream):
+    either way the stored bytes declare the preset's ARM, pre-filters and synthesis."""
     best_like = Preset(
         "best-like", iterations=10, arm_levels=2, wide_arm=True, prefilter=True,
         compact_synthesis="refine", weight_deadzones=(0.2,),
     )  # fmt: skip
     files = [cifar_samples / "0000.png", cifar_samples / "0001.png"]
     with Store.open(tmp_path / "store", create=True) as store:
-        store.add([*files, kodak_samples / "kodim23-128.png"], preset=best_like)
+        store.add(files, preset=best_like, sharing="shared")
+        store.add([kodak_samples / "kodim23-128.png"], preset=best_like)
         kodak = store.read("kodim23-128.png", decode=False)[1]
         with store._env.read() as txn:
             small = read_shard_header(store._header(txn, 1)).header
