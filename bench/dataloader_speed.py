@@ -2,7 +2,8 @@
 
 Usage: ``python -m inrstore.bench.dataloader_speed CIFAR_DIR --out FILE.json [--limit N]``.
 The store is filled with a short training run (read speed does not depend on how long the
-encoder trained). Every loader decodes to float32 ``(C, H, W)`` tensors in [0, 1].
+encoder trained). Every loader decodes to float32 ``(C, H, W)`` tensors in [0, 1]; the store
+is read by random access (:class:`StoreDataset`) and shard by shard (:class:`ShardStream`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from inrstore.bench.run import write_report
 from inrstore.datasets import scan_images
 from inrstore.models.fit.presets import Preset
-from inrstore.store import Store, StoreDataset
+from inrstore.store import ShardStream, Store, StoreDataset
 
 
 class FileDataset(Dataset):
@@ -70,6 +71,9 @@ def main() -> None:
         for workers in (0, args.workers):
             results[f"store, {workers} workers"] = images_per_second(
                 StoreDataset(root / "store"), workers
+            )
+            results[f"store shard stream, {workers} workers"] = images_per_second(
+                ShardStream(root / "store"), workers
             )
             results[f"PNG files, {workers} workers"] = images_per_second(
                 FileDataset(paths), workers

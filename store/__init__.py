@@ -19,7 +19,7 @@ from inrstore.store.errors import (
     StoreVersionError,
     UnknownIdError,
 )
-from inrstore.store.torch_dataset import StoreDataset
+from inrstore.store.torch_dataset import ShardStream, StoreDataset
 
 __all__ = [
     "AddProgress",
@@ -28,6 +28,7 @@ __all__ = [
     "CorruptRecordError",
     "MemberInfo",
     "NotAStoreError",
+    "ShardStream",
     "ShardSummary",
     "Store",
     "StoreBusyError",

@@ -326,11 +326,33 @@ class Store:
             info = _info(record, self._header_share(txn, record.shard, len(header_bytes)))
             if not decode:
                 return None, info
-            try:
-                header = self._decoded_header(record.shard, header_bytes)
-                return decode_member(header, record.bitstream, scale, crop), info
-            except BitstreamError as err:
-                raise CorruptRecordError(f"{ids.short(hex_id)}: {err}") from None
+            return self._decode(hex_id, record, header_bytes, scale, crop), info
+
+    def get_many(self, idents: Iterable[str], scale: float = 1.0) -> list[np.ndarray]:
+        """Decode several members (``uint8 (H', W', C)`` each, in order) in one read
+        transaction, each shard header parsed once."""
+        with self._env.read() as txn:
+            pixels = []
+            for ident in idents:
+                hex_id = ids.resolve(txn, self._env.dbs["members"], self._env.dbs["by_name"], ident)
+                record = self._member(txn, hex_id)
+                header_bytes = self._header(txn, record.shard)
+                pixels.append(self._decode(hex_id, record, header_bytes, scale, None))
+            return pixels
+
+    def _decode(
+        self,
+        hex_id: str,
+        record: MemberRecord,
+        header_bytes: bytes,
+        scale: float,
+        crop: Crop | None,
+    ) -> np.ndarray:
+        try:
+            header = self._decoded_header(record.shard, header_bytes)
+            return decode_member(header, record.bitstream, scale, crop)
+        except BitstreamError as err:
+            raise CorruptRecordError(f"{ids.short(hex_id)}: {err}") from None
 
     def _decoded_header(self, number: int, header: bytes) -> DecodedHeader:
         """The parsed header of shard ``number``, from the LRU cache when there."""

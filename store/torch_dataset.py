@@ -1,54 +1,142 @@
-"""A map-style PyTorch ``Dataset`` that decodes images straight from a store.
+"""PyTorch datasets that decode images straight from a store.
 
-Safe with ``DataLoader(num_workers > 0)``: the store is opened lazily, read-only, in each
-process that reads (an LMDB environment cannot cross a fork or a pickle).
+:class:`StoreDataset` is map-style (random access by index, one member decoded per item);
+:class:`ShardStream` is iterable and reads shard by shard in shuffled order, decoding a
+shard's members together. Both are safe with ``DataLoader(num_workers > 0)``: the store is
+opened lazily, read-only, in each process that reads (an LMDB environment cannot cross a
+fork or a pickle).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from inrstore.store.archive import MemberInfo, Store
 
+Transform = Callable[[torch.Tensor], torch.Tensor]
 
-class StoreDataset(Dataset):
-    """Items are ``(image, label)``: ``image`` float32 ``(C, H', W')`` in [0, 1] at ``scale``,
-    ``label`` the stored label or -1.
 
-    Args:
-        store: path of the store.
-        ids: id prefixes or names to include (default: every member, in id order).
-        scale: decode scale in [1/16, 8].
-    """
+class _StoreReader:
+    """The members to read (ids, labels, shards) and a store handle opened on first use."""
 
     def __init__(
-        self, store: str | Path, ids: Sequence[str] | None = None, scale: float = 1.0
+        self,
+        store: str | Path,
+        ids: Sequence[str] | None,
+        scale: float,
+        transform: Transform | None,
     ) -> None:
         self.path = Path(store)
         self.scale = scale
+        self.transform = transform
         with Store.open(self.path, readonly=True) as opened:
             self.ids = [opened.resolve(i) for i in ids] if ids is not None else opened.ids()
-            labels = {
-                info.hex_id: info.label for info in opened.members() if isinstance(info, MemberInfo)
-            }
-        self.labels = [-1 if labels.get(i) is None else labels[i] for i in self.ids]
-        self._store = None
+            infos = {info.hex_id: info for info in opened.members() if isinstance(info, MemberInfo)}
+        known = [infos.get(i) for i in self.ids]  # a damaged record fails when it is read
+        self.labels = [-1 if info is None or info.label is None else info.label for info in known]
+        self.shards = [-1 if info is None else info.shard for info in known]
+        self._store: Store | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def _opened(self) -> Store:
         if self._store is None:
             self._store = Store.open(self.path, readonly=True)
-        pixels = self._store.get(self.ids[index], self.scale)
+        return self._store
+
+    def _item(self, pixels: np.ndarray, index: int) -> tuple[torch.Tensor, int]:
         image = torch.from_numpy(pixels).permute(2, 0, 1).float().div(255.0)
+        if self.transform is not None:
+            image = self.transform(image)
         return image, self.labels[index]
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_store"] = None
         return state
+
+
+class StoreDataset(_StoreReader, Dataset):
+    """Items are ``(image, label)``: ``image`` float32 ``(C, H', W')`` in [0, 1] at ``scale``
+    (then ``transform``, if given), ``label`` the stored label or -1.
+
+    Args:
+        store: path of the store.
+        ids: id prefixes or names to include (default: every member, in id order).
+        scale: decode scale in [1/16, 8].
+        transform: applied to each image tensor.
+    """
+
+    def __init__(
+        self,
+        store: str | Path,
+        ids: Sequence[str] | None = None,
+        scale: float = 1.0,
+        transform: Transform | None = None,
+    ) -> None:
+        super().__init__(store, ids, scale, transform)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self._item(self._opened().get(self.ids[index], self.scale), index)
+
+
+class ShardStream(_StoreReader, IterableDataset):
+    """The members of a store as a stream of ``(image, label)`` (as :class:`StoreDataset`'s),
+    read shard by shard: each epoch shuffles the shards, deals them to the DataLoader's
+    workers in turn, decodes ``window`` shards at a time (:meth:`Store.get_many`) and yields
+    their members shuffled together. Every member comes once per epoch.
+
+    Args:
+        store, ids, scale, transform: as :class:`StoreDataset`'s.
+        shuffle: shuffle shards and members (False: shards and members in id order).
+        window: shards whose members are shuffled together.
+        seed: the shuffles' seed; :meth:`set_epoch` varies them per epoch.
+    """
+
+    def __init__(
+        self,
+        store: str | Path,
+        ids: Sequence[str] | None = None,
+        scale: float = 1.0,
+        transform: Transform | None = None,
+        *,
+        shuffle: bool = True,
+        window: int = 2,
+        seed: int = 0,
+    ) -> None:
+        if window < 1:
+            raise ValueError(f"window must be at least 1 shard, not {window}")
+        super().__init__(store, ids, scale, transform)
+        self.shuffle, self.window, self.seed, self.epoch = shuffle, window, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Shuffle differently in epoch ``epoch`` (call before iterating, as with a
+        ``DistributedSampler``)."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, int]]:
+        members: dict[int, list[int]] = {}
+        for index, shard in enumerate(self.shards):
+            members.setdefault(shard, []).append(index)
+        order = sorted(members)
+        rng = random.Random(self.seed * 1_000_003 + self.epoch)
+        if self.shuffle:
+            rng.shuffle(order)
+        worker = get_worker_info()
+        if worker is not None:
+            order = order[worker.id :: worker.num_workers]
+        for start in range(0, len(order), self.window):
+            indices = [i for shard in order[start : start + self.window] for i in members[shard]]
+            decoded = self._opened().get_many([self.ids[i] for i in indices], self.scale)
+            items = list(zip(indices, decoded, strict=True))
+            if self.shuffle:
+                rng.shuffle(items)
+            for index, pixels in items:
+                yield self._item(pixels, index)

@@ -1,13 +1,15 @@
-"""The PyTorch Dataset over a store, with worker processes."""
+"""The PyTorch datasets over a store, with worker processes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from inrstore.store import Store, StoreDataset
+from inrstore.store import ShardStream, Store, StoreDataset, UnknownIdError
 
 
 def test_dataset_items_match_store_gets(filled: Path) -> None:
@@ -33,3 +35,51 @@ def test_dataloader_with_worker_processes(filled: Path) -> None:
     batches = list(loader)
     assert [images.shape for images, _ in batches] == [(3, 3, 32, 32)] * 2
     assert sorted(torch.cat([labels for _, labels in batches]).tolist()) == [0, 0, 0, 1, 1, 1]
+
+
+def _tensors_by_id(path: Path) -> dict[str, torch.Tensor]:
+    dataset = StoreDataset(path)
+    return {hex_id: dataset[i][0] for i, hex_id in enumerate(dataset.ids)}
+
+
+def test_get_many_decodes_like_get_in_the_order_asked(filled: Path) -> None:
+    with Store.open(filled, readonly=True) as store:
+        wanted = [store.ids()[4], "cats/0001.png", store.ids()[0]]
+        many = store.get_many(wanted)
+        assert all(
+            np.array_equal(a, store.get(ident)) for a, ident in zip(many, wanted, strict=True)
+        )
+        with pytest.raises(UnknownIdError):
+            store.get_many(["ffffffff"])
+
+
+def test_a_shard_stream_yields_every_member_once_shard_by_shard(filled: Path) -> None:
+    expected = _tensors_by_id(filled)
+    stream = ShardStream(filled, window=1, seed=3)
+    shard_of = dict(zip(stream.ids, stream.shards, strict=True))
+    orders = []
+    for epoch in range(3):
+        stream.set_epoch(epoch)
+        seen = []
+        for image, label in stream:
+            hex_id = next(i for i, t in expected.items() if torch.equal(t, image))
+            assert label == stream.labels[stream.ids.index(hex_id)]
+            seen.append(hex_id)
+        assert sorted(seen) == sorted(expected)
+        shards = [shard_of[hex_id] for hex_id in seen]
+        assert shards == sorted(shards, key=shards.index)  # one shard after the other
+        orders.append(seen)
+    assert len({tuple(order) for order in orders}) > 1  # epochs shuffle differently
+
+
+def test_a_shard_stream_splits_shards_between_workers_and_transforms(filled: Path) -> None:
+    stream = ShardStream(filled, transform=lambda image: image[:, :8, :8], shuffle=False)
+    batches = list(DataLoader(stream, batch_size=2, num_workers=2))
+    images = torch.cat([images for images, _ in batches])
+    labels = torch.cat([labels for _, labels in batches])
+    assert images.shape == (6, 3, 8, 8)
+    assert sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1]
+    expected = sorted(t[:, :8, :8].sum().item() for t in _tensors_by_id(filled).values())
+    assert sorted(image.sum().item() for image in images) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="window must be at least 1 shard, not 0"):
+        ShardStream(filled, window=0)
