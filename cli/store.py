@@ -226,10 +226,12 @@ def _list_shards(ctx: typer.Context, as_json: bool) -> None:
     table = Table(title=f"{len(summaries)} shards", title_justify="left")
     for column in ("shard", "images", "header bytes", "member bytes", "bpp", "mean PSNR"):
         table.add_column(column, justify="right")
+    table.add_column("networks")
     for summary in summaries:
         table.add_row(
             str(summary.shard), str(summary.members), str(summary.header_bytes),
             str(summary.member_bytes), f"{summary.bpp:.3f}", f"{summary.mean_psnr:.2f}",
+            summary.networks,
         )  # fmt: skip
     console.print(table)
 

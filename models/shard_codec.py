@@ -65,7 +65,14 @@ if TYPE_CHECKING:
     from inrstore.models.fit.shard_quantization import QuantizedShard
     from inrstore.models.fit.train import TrainingStatus
 
-__all__ = ["DecodedHeader", "EncodedShard", "decode_member", "encode_shard", "read_shard_header"]
+__all__ = [
+    "DecodedHeader",
+    "EncodedShard",
+    "decode_member",
+    "describe_networks",
+    "encode_shard",
+    "read_shard_header",
+]
 
 
 @dataclass(frozen=True)
@@ -451,6 +458,15 @@ def write_shard(shard: QuantizedShard) -> tuple[bytes, list[bytes]]:
         member = MemberHeader(height, width, shard.prior_indices[index], zero_flags, tag)
         members.append(pack_member(member, encoder.get_compressed().tobytes()))
     return header_bytes, members
+
+
+def describe_networks(data: bytes) -> str:
+    """What a shard header's members share, in words: ``own networks``, ``shared networks``
+    (K = 1) or ``K shared bases``. Raises ``BitstreamError`` for a malformed header."""
+    header = unpack_header(data)[0]
+    if header.own_networks:
+        return "own networks"
+    return "shared networks" if header.bases == 1 else f"{header.bases} shared bases"
 
 
 def read_shard_header(data: bytes) -> DecodedHeader:

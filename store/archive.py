@@ -23,7 +23,12 @@ from inrstore.datasets.load import pixel_sha256, to_pil_image
 from inrstore.datasets.scan import FoundImage
 from inrstore.models.bitstream.errors import BitstreamError
 from inrstore.models.codec import Crop
-from inrstore.models.shard_codec import DecodedHeader, decode_member, read_shard_header
+from inrstore.models.shard_codec import (
+    DecodedHeader,
+    decode_member,
+    describe_networks,
+    read_shard_header,
+)
 from inrstore.store import ids
 from inrstore.store.checks import (
     NEXT_SHARD,
@@ -140,6 +145,8 @@ class ShardSummary:
     member_bytes: int
     pixels: int
     mean_psnr: float
+    networks: str
+    """What the members share (:func:`~inrstore.models.shard_codec.describe_networks`)."""
 
     @property
     def bpp(self) -> float:
@@ -298,17 +305,23 @@ class Store:
             if isinstance(info, MemberInfo):
                 by_shard.setdefault(info.shard, []).append(info)
         summaries = []
-        for number, infos in sorted(by_shard.items()):
-            summaries.append(
-                ShardSummary(
-                    shard=number,
-                    members=len(infos),
-                    header_bytes=round(sum(i.header_share for i in infos)),
-                    member_bytes=sum(i.stored_bytes for i in infos),
-                    pixels=sum(i.height * i.width for i in infos),
-                    mean_psnr=sum(i.psnr for i in infos) / len(infos),
+        with self._env.read() as txn:
+            for number, infos in sorted(by_shard.items()):
+                try:
+                    networks = describe_networks(self._header(txn, number))
+                except (BitstreamError, CorruptRecordError):
+                    networks = "unreadable header"
+                summaries.append(
+                    ShardSummary(
+                        shard=number,
+                        members=len(infos),
+                        header_bytes=round(sum(i.header_share for i in infos)),
+                        member_bytes=sum(i.stored_bytes for i in infos),
+                        pixels=sum(i.height * i.width for i in infos),
+                        mean_psnr=sum(i.psnr for i in infos) / len(infos),
+                        networks=networks,
+                    )
                 )
-            )
         return summaries
 
     def get(self, ident: str, scale: float = 1.0, crop: Crop | None = None) -> np.ndarray:

@@ -374,3 +374,16 @@ def test_a_lost_frame_table_is_reported_not_a_crash(filled: Path) -> None:
         assert ("store", "frame tables missing (damaged): by_time") in store.verify(quick=True)
         with pytest.raises(StoreError, match="frame tables missing"):
             store.frames.list()
+
+
+def test_a_damaged_shard_header_is_named_in_the_shard_table(filled: Path) -> None:
+    def edit(txn, db) -> None:
+        key = struct.pack(">Q", 1)
+        header = bytearray(txn.get(key))
+        header[-1] ^= 0xFF  # the checksum
+        txn.put(key, bytes(header))
+
+    _rewrite(filled, b"headers", edit)
+    with Store.open(filled, readonly=True) as store:
+        networks = [summary.networks for summary in store.shards()]
+    assert networks == ["unreadable header", "2 shared bases"]

@@ -304,5 +304,7 @@ def test_add_with_best_like_settings_stores_members_that_declare_them(
             large = read_shard_header(store._header(txn, 2)).header
             member = store._member(txn, kodak.hex_id).bitstream
     assert not small.own_networks and large.own_networks
+    with Store.open(tmp_path / "store", readonly=True) as store:
+        assert [s.networks for s in store.shards()] == ["2 shared bases", "own networks"]
     for arch in (small.template, read_header(member).arch):
         assert arch.arm_context == 24 and arch.prefilter and arch.synthesis_kind == "refine"
