@@ -53,8 +53,9 @@ from inrstore.models.codec import (
     render_decoded,
 )
 from inrstore.models.core.architecture import Architecture, levels_for
-from inrstore.models.core.mixture import member_modules
+from inrstore.models.core.mixture import member_modules, members_modules
 from inrstore.models.core.quantized import QuantizedModule
+from inrstore.models.entropy.batched import batchable, read_latents_batched
 from inrstore.models.entropy.coding import CodingError, read_latents, write_latents
 from inrstore.models.metrics import mse
 from inrstore.models.render import Crop, check_decode_memory
@@ -69,6 +70,7 @@ __all__ = [
     "DecodedHeader",
     "EncodedShard",
     "decode_member",
+    "decode_members",
     "describe_networks",
     "encode_shard",
     "read_shard_header",
@@ -509,6 +511,76 @@ def decode_member(
     shared = header if isinstance(header, DecodedHeader) else read_shard_header(header)
     if shared.header.own_networks:
         return decode_image(member, scale, crop)
+    parsed = _parse_member(shared, member, scale)
+    modules = member_modules(shared.bases, parsed.coefficients, _coefficient_exponents(shared))
+    try:
+        grids = read_latents(
+            parsed.decoder,
+            fixed_entropy_model(parsed.arch, modules, parsed.own.prior_index),
+            parsed.own.zero_flags,
+            parsed.own.version,
+        )
+    except CodingError as err:
+        raise BitstreamError(str(err)) from None
+    return render_decoded(parsed.arch, modules, grids, scale, crop)
+
+
+def decode_members(
+    header: bytes | DecodedHeader, members: Sequence[bytes], scale: float = 1.0
+) -> list[np.ndarray]:
+    """Decode several members of one shard: what :func:`decode_member` gives for each, in
+    order. Members of one size, zero flags and coding whose entropy model allows it
+    (:func:`~inrstore.models.entropy.batched.batchable`) have their grids decoded together."""
+    shared = header if isinstance(header, DecodedHeader) else read_shard_header(header)
+    if shared.header.own_networks:
+        return [decode_image(member, scale) for member in members]
+    parsed = [_parse_member(shared, member, scale) for member in members]
+    coefficients = None if shared.header.coefficients is None else [m.coefficients for m in parsed]
+    exponents = _coefficient_exponents(shared)
+    modules = members_modules(shared.bases, coefficients, exponents, len(parsed))
+    groups: dict[tuple, list[int]] = {}
+    for index, member in enumerate(parsed):
+        key = (member.arch, member.own.zero_flags, member.own.version)
+        groups.setdefault(key, []).append(index)
+    grids: list[list[np.ndarray] | None] = [None] * len(parsed)
+    try:
+        for (arch, zero_flags, coding), indices in groups.items():
+            group = [parsed[i] for i in indices]
+            models = [
+                fixed_entropy_model(arch, modules[i], parsed[i].own.prior_index) for i in indices
+            ]
+            if len(group) > 1 and batchable(arch, coding):
+                decoded = read_latents_batched(
+                    [m.decoder for m in group], models, zero_flags, coding
+                )
+            else:
+                decoded = [
+                    read_latents(m.decoder, model, zero_flags, coding)
+                    for m, model in zip(group, models, strict=True)
+                ]
+            for index, member_grids in zip(indices, decoded, strict=True):
+                grids[index] = member_grids
+    except CodingError as err:
+        raise BitstreamError(str(err)) from None
+    return [
+        render_decoded(member.arch, own_modules, member_grids, scale, None)
+        for member, own_modules, member_grids in zip(parsed, modules, grids, strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class _ParsedMember:
+    """A member record read up to its latents: its header, size, range decoder positioned at
+    the latents and its coefficients per module (None for plain sharing)."""
+
+    own: MemberHeader
+    arch: Architecture
+    decoder: constriction.stream.queue.RangeDecoder
+    coefficients: dict[str, np.ndarray] | None
+
+
+def _parse_member(shared: DecodedHeader, member: bytes, scale: float) -> _ParsedMember:
+    """Check a member record against its shard header and read its coefficients."""
     template = shared.header.template
     own, payload = unpack_member(member, template)
     if own.header_tag != shared.tag:
@@ -517,20 +589,15 @@ def decode_member(
     check_decode_memory(arch, scale)
     decoder = range_decoder(payload, "shard member payload")
     coefficients = None
-    exponents = None
     if shared.header.coefficients is not None:
         names = present_modules(template)
         codes = [(shared.header.bases, shared.header.coefficients[n].scale_code) for n in names]
         coefficients = dict(zip(names, read_parameters(decoder, codes), strict=True))
-        exponents = {name: shared.header.coefficients[name].exponent for name in names}
-    modules = member_modules(shared.bases, coefficients, exponents)
-    try:
-        grids = read_latents(
-            decoder,
-            fixed_entropy_model(arch, modules, own.prior_index),
-            own.zero_flags,
-            own.version,
-        )
-    except CodingError as err:
-        raise BitstreamError(str(err)) from None
-    return render_decoded(arch, modules, grids, scale, crop)
+    return _ParsedMember(own, arch, decoder, coefficients)
+
+
+def _coefficient_exponents(shared: DecodedHeader) -> dict[str, int] | None:
+    """Each module's coefficient exponent (None for plain sharing)."""
+    if shared.header.coefficients is None:
+        return None
+    return {name: coding.exponent for name, coding in shared.header.coefficients.items()}

@@ -26,6 +26,7 @@ from inrstore.models.codec import Crop
 from inrstore.models.shard_codec import (
     DecodedHeader,
     decode_member,
+    decode_members,
     describe_networks,
     read_shard_header,
 )
@@ -343,14 +344,30 @@ class Store:
 
     def get_many(self, idents: Iterable[str], scale: float = 1.0) -> list[np.ndarray]:
         """Decode several members (``uint8 (H', W', C)`` each, in order) in one read
-        transaction, each shard header parsed once."""
+        transaction: the members of each shard together
+        (:func:`~inrstore.models.shard_codec.decode_members`)."""
         with self._env.read() as txn:
-            pixels = []
-            for ident in idents:
+            by_shard: dict[int, list[tuple[int, str, MemberRecord]]] = {}
+            count = 0
+            for position, ident in enumerate(idents):
                 hex_id = ids.resolve(txn, self._env.dbs["members"], self._env.dbs["by_name"], ident)
                 record = self._member(txn, hex_id)
-                header_bytes = self._header(txn, record.shard)
-                pixels.append(self._decode(hex_id, record, header_bytes, scale, None))
+                by_shard.setdefault(record.shard, []).append((position, hex_id, record))
+                count = position + 1
+            pixels: list[np.ndarray | None] = [None] * count
+            for number, members in by_shard.items():
+                header_bytes = self._header(txn, number)
+                try:
+                    header = self._decoded_header(number, header_bytes)
+                    bitstreams = [record.bitstream for _, _, record in members]
+                    decoded = decode_members(header, bitstreams, scale)
+                except BitstreamError:  # name the damaged member
+                    decoded = [
+                        self._decode(hex_id, record, header_bytes, scale, None)
+                        for _, hex_id, record in members
+                    ]
+                for (position, _, _), image in zip(members, decoded, strict=True):
+                    pixels[position] = image
             return pixels
 
     def _decode(

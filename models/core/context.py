@@ -357,7 +357,9 @@ def aru_pass2_inputs(
     ``own_pass1`` (formats 1 and 2) they are the pixel's own pass-1 (μ, log σ), from
     ``pass1`` ``(2, h*w)``.
 
-    Where the width is even, each row holds ``w/2`` anchors and ``w/2`` others and every
+    Where the width is even, ``grid``, ``pass1`` and ``coarse`` may carry the same leading
+    batch dimensions (several grids at once; the result is then ``(..., ARU_PASS2_INPUTS,
+    no)``), each row holds ``w/2`` anchors and ``w/2`` others and every
     neighbour is a shifted slice of the anchors' planes
     (:func:`_write_neighbours_of_others`); the decoder takes that path (kodim23's finest grid:
     10 ms against 21 ms by gathering, float64, one thread). Odd widths, and training, gather
@@ -365,19 +367,24 @@ def aru_pass2_inputs(
     the gathers (forward and backward on kodim23's finest grid: 31 against 25 ms; 10 against
     5 ms on a 256×256 grid).
     """
-    height, width = grid.shape
+    *batch, height, width = grid.shape
     if width % 2 or grid.requires_grad or pass1.requires_grad:
+        if batch:
+            raise ValueError("a batch of grids needs an even width and no autograd")
         return _aru_pass2_inputs_by_index(grid, pass1, coarse, own_pass1)
-    features = grid.new_empty(ARU_PASS2_INPUTS, height, width // 2)
-    _write_neighbours_of_others(features[:4], _half_planes(grid[None], "anchors")[0])
+    features = grid.new_empty(ARU_PASS2_INPUTS, *batch, height, width // 2)
+    anchors = _half_planes(grid.reshape(-1, height, width), "anchors")
+    _write_neighbours_of_others(features[:4], anchors.reshape(*batch, height, width // 2))
     if own_pass1:
-        features[4:6] = _half_planes(pass1.reshape(2, height, width), "others")
+        own = _half_planes(pass1.reshape(-1, height, width), "others")
+        features[4:6] = own.reshape(*batch, 2, height, width // 2).movedim(-3, 0)
     else:
-        around = features.new_empty(4, 2, height, width // 2)
-        _write_neighbours_of_others(around, pass1.reshape(2, height, width // 2))
+        around = features.new_empty(4, 2, *batch, height, width // 2)
+        planes = pass1.reshape(*batch, 2, height, width // 2).movedim(-3, 0)
+        _write_neighbours_of_others(around, planes)
         features[4:6] = around.sum(dim=0) * 0.25
-    features[6] = coarse.repeat_interleave(2, dim=0)[:height]
-    return features.reshape(ARU_PASS2_INPUTS, -1)
+    features[6] = coarse.repeat_interleave(2, dim=-2)[..., :height, :]
+    return features.reshape(ARU_PASS2_INPUTS, *batch, -1).movedim(0, -2)
 
 
 def _half_planes(values: torch.Tensor, half: Half) -> torch.Tensor:

@@ -12,6 +12,8 @@ very same integer weights for a member.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -41,20 +43,37 @@ def mix_integers(
     sharing (``K = 1``, ``α = 1``). The result is at the bases' step, rounded half up and
     clamped to the weight range; exact in int64 (|α| < 2**15, |B| < 2**15, K ≤ 2**16).
     """
+    rows = None if coefficients is None else np.asarray(coefficients)[None]
+    return mix_integers_together(bases, rows, coefficient_exponent, 1)[0]
+
+
+def mix_integers_together(
+    bases: QuantizedModule, coefficients: np.ndarray | None, coefficient_exponent: int, count: int
+) -> list[QuantizedModule]:
+    """:func:`mix_integers` of ``count`` members at once: ``coefficients`` ``(count, K)``, or
+    None for plain sharing (the members then share one module)."""
     if coefficients is None:
-        return QuantizedModule(
+        shared = QuantizedModule(
             bases.exponent,
             {name: value[0].clone() for name, value in bases.integers.items()},
             bases.tensor_exponents,
         )
+        return [shared] * count
     alpha = np.asarray(coefficients, dtype=np.int64)
     mixed = {}
     for name, value in bases.integers.items():
-        total = np.tensordot(alpha, value.numpy().astype(np.int64), axes=(0, 0))
+        total = np.tensordot(alpha, value.numpy().astype(np.int64), axes=(1, 0))
         if coefficient_exponent > 0:
             total = (total + (1 << (coefficient_exponent - 1))) >> coefficient_exponent
         mixed[name] = torch.from_numpy(np.clip(total, -WEIGHT_LIMIT, WEIGHT_LIMIT - 1))
-    return QuantizedModule(bases.exponent, mixed, bases.tensor_exponents)
+    return [
+        QuantizedModule(
+            bases.exponent,
+            {name: value[member] for name, value in mixed.items()},
+            bases.tensor_exponents,
+        )
+        for member in range(count)
+    ]
 
 
 def member_modules(
@@ -63,11 +82,25 @@ def member_modules(
     exponents: dict[str, int] | None,
 ) -> dict[str, QuantizedModule]:
     """Every module of one member from the shard's bases and the member's coefficients."""
-    return {
-        name: mix_integers(
+    rows = None if coefficients is None else [coefficients]
+    return members_modules(bases, rows, exponents, 1)[0]
+
+
+def members_modules(
+    bases: dict[str, QuantizedModule],
+    coefficients: Sequence[dict[str, np.ndarray]] | None,
+    exponents: dict[str, int] | None,
+    count: int,
+) -> list[dict[str, QuantizedModule]]:
+    """Every module of ``count`` members (``coefficients``: one dict per member, or None for
+    plain sharing), each module mixed for all of them at once."""
+    mixed = {
+        name: mix_integers_together(
             module,
-            None if coefficients is None else coefficients[name],
+            None if coefficients is None else np.stack([own[name] for own in coefficients]),
             0 if exponents is None else exponents[name],
+            count,
         )
         for name, module in bases.items()
     }
+    return [{name: modules[member] for name, modules in mixed.items()} for member in range(count)]

@@ -387,3 +387,19 @@ def test_a_damaged_shard_header_is_named_in_the_shard_table(filled: Path) -> Non
     with Store.open(filled, readonly=True) as store:
         networks = [summary.networks for summary in store.shards()]
     assert networks == ["unreadable header", "2 shared bases"]
+
+
+def test_get_many_names_the_damaged_member_of_a_shard(filled: Path) -> None:
+    with Store.open(filled, readonly=True) as store:
+        infos = sorted((i for i in store.members() if i.shard == 1), key=lambda i: i.hex_id)
+    env = _raw_env(filled)
+    with env.begin() as txn:
+        raw = txn.get(infos[1].hex_id.encode(), db=env.open_db(b"members", txn=txn))
+    env.close()
+    bitstream = unpack_record(raw).bitstream
+    _rewrite_member(filled, infos[1].hex_id, bitstream=bitstream[:-8])
+    with (
+        Store.open(filled, readonly=True) as store,
+        pytest.raises(CorruptRecordError, match=infos[1].hex_id[:8]),
+    ):
+        store.get_many([info.hex_id for info in infos])

@@ -1,0 +1,178 @@
+"""Decoding the latent grids of many members of a shard at once.
+
+The members of a group have the same grid shapes, zero flags and coding, and each its own
+range decoder and its own (mixed) entropy networks. Every network evaluation runs once for
+the whole group, on stacked weights ``(B, out, in)`` and inputs ``(B, in, n)``: the same
+exact integer sums in float64 as :mod:`~inrstore.models.entropy.coding`, so every member's
+grids are bit for bit those of a member decoded alone. Only the symbol reads are per member.
+
+Covers ARU and prior levels with :data:`~inrstore.models.entropy.coding.ANCHOR_PASS1_CODING`
+and grids of even widths; :func:`batchable` says whether a group qualifies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from inrstore.models.core.architecture import Architecture
+from inrstore.models.core.context import (
+    ENCODING_ONE,
+    aru_pass2_inputs,
+    checkerboard,
+    level_code,
+    position_code,
+)
+from inrstore.models.core.mlp import FixedLayer, fixed_activation
+from inrstore.models.entropy.coding import (
+    ANCHOR_PASS1_CODING,
+    UNIT,
+    FixedEntropyModel,
+    _finest_coded,
+    _read_tables,
+)
+from inrstore.models.entropy.laplace import LOG_SCALE_STEPS
+
+
+@dataclass(frozen=True)
+class StackedLayer:
+    """One layer of every member: ``weight`` ``(B, out, in)`` (already scaled by its
+    exponent) and ``bias`` ``(B, out, 1)`` in the accumulator's unit, as
+    :class:`~inrstore.models.core.mlp.FixedLayer`'s ``scaled_weight``/``scaled_bias``."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+
+    @classmethod
+    def stack(cls, layers: Sequence[FixedLayer]) -> StackedLayer:
+        return cls(
+            np.stack([layer.scaled_weight for layer in layers]),
+            np.stack([layer.scaled_bias for layer in layers]),
+        )
+
+
+def batchable(arch: Architecture, coding: int) -> bool:
+    """Whether :func:`read_latents_batched` decodes members of ``arch`` coded with ``coding``:
+    no ARM levels, coding :data:`ANCHOR_PASS1_CODING`, every ARU grid of even width."""
+    shapes = arch.grid_shapes()
+    return (
+        coding == ANCHOR_PASS1_CODING
+        and arch.arm_levels == 0
+        and all(width % 2 == 0 for _, width in shapes[:-1])
+    )
+
+
+def _forward(layers: Sequence[StackedLayer], x: np.ndarray) -> np.ndarray:
+    """:func:`~inrstore.models.core.mlp.fixed_forward` of every member at once, ``x``
+    ``(B, in, n)`` → ``(B, out, n)``."""
+    last = len(layers) - 1
+    for i, layer in enumerate(layers):
+        accumulator = np.matmul(layer.weight, x)
+        accumulator += layer.bias
+        x = fixed_activation(accumulator, last=i == last)
+    return x
+
+
+def _pass1_anchors(
+    first: StackedLayer,
+    rest: Sequence[StackedLayer],
+    coarse: np.ndarray,
+    coarse_mu: np.ndarray,
+    coarse_log_scale: np.ndarray,
+    shape: tuple[int, int],
+    level: int,
+    levels: int,
+) -> np.ndarray:
+    """ARU pass 1 at the anchors of every member, ``(B, 2, na)``: the sums of
+    :class:`~inrstore.models.core.context.Pass1FirstLayer`'s ``anchor_rows`` over the whole
+    grid, with a batch dimension. ``coarse`` is the coarser grids' integers ``(B, hc, wc)``."""
+    height, width = shape
+    count, coarse_height, coarse_width = coarse.shape
+    weight = torch.from_numpy(first.weight)  # (B, hidden, 14)
+    padded = F.pad(torch.from_numpy(coarse * UNIT)[:, None], (1, 1, 1, 1))[:, 0]
+    cells = torch.stack(
+        [
+            padded[:, 1 + dr : 1 + dr + coarse_height, 1 + dc : 1 + dc + coarse_width]
+            for dr in (-1, 0, 1)
+            for dc in (-1, 0, 1)
+        ]
+        + [torch.from_numpy(coarse_mu), torch.from_numpy(coarse_log_scale)],
+        dim=1,
+    ).reshape(count, 11, -1)
+    hidden = weight.shape[1]
+    per_cell = torch.bmm(weight[:, :, :11], cells).reshape(count, hidden, coarse_height, -1)
+    encoding = UNIT / ENCODING_ONE
+    rows = position_code(height, 2 * coarse_height, weight.device).to(weight.dtype) * encoding
+    cols = position_code(width, 2 * coarse_width, weight.device).to(weight.dtype) * encoding
+    level_term = level_code(level, levels) * encoding
+    bias = torch.from_numpy(first.bias[:, :, 0])
+    row_term = weight[:, :, 11, None] * rows
+    col_term = weight[:, :, 12, None] * cols + (weight[:, :, 13] * level_term + bias)[..., None]
+    columns = col_term.reshape(count, hidden, coarse_width, 2).transpose(2, 3)[:, :, None]
+    sums = per_cell[:, :, :, None, :] + columns + row_term.reshape(count, hidden, -1, 2, 1)
+    sums = sums.reshape(count, hidden, 2 * coarse_height, coarse_width)[:, :, :height]
+    first_output = fixed_activation(sums.reshape(count, hidden, -1).numpy(), last=not rest)
+    return _forward(rest, first_output) if rest else first_output
+
+
+def read_latents_batched(
+    decoders: Sequence, models: Sequence[FixedEntropyModel], zero_flags: int, coding: int
+) -> list[list[np.ndarray]]:
+    """Every member's grids (float64, finest first), as :func:`~inrstore.models.entropy.
+    coding.read_latents` of each ``decoders[b]`` with ``models[b]`` would give them; the
+    models share one architecture, for which :func:`batchable` holds."""
+    arch = models[0].arch
+    if not batchable(arch, coding):
+        raise ValueError("these members cannot be decoded together (see batchable)")
+    count = len(models)
+    first = models[0]
+    pass1 = [
+        StackedLayer.stack([m.aru_pass1[i] for m in models]) for i in range(len(first.aru_pass1))
+    ]
+    pass2 = [
+        StackedLayer.stack([m.aru_pass2[i] for m in models]) for i in range(len(first.aru_pass2))
+    ]
+    shapes = arch.grid_shapes()
+    grids = [np.zeros((count, *shape)) for shape in shapes]
+    top = arch.levels - 1
+    prior_log_scale = np.array([m.prior_index * UNIT / LOG_SCALE_STEPS for m in models])
+    coarse_mu = np.zeros((count, *shapes[top]))
+    coarse_log_scale = np.broadcast_to(prior_log_scale[:, None, None], coarse_mu.shape).copy()
+    for level in range(top, _finest_coded(zero_flags, arch.levels) - 1, -1):
+        coded = not zero_flags >> level & 1
+        flat = grids[level].reshape(count, -1)
+        if level == top:
+            if coded:
+                for member in range(count):
+                    flat[member] = _read_tables(
+                        decoders[member],
+                        coarse_mu[member].reshape(-1),
+                        coarse_log_scale[member].reshape(-1),
+                    )
+            continue
+        shape = shapes[level]
+        board = checkerboard(*shape)
+        coarse = grids[level + 1]
+        anchors = _pass1_anchors(
+            pass1[0], pass1[1:], coarse, coarse_mu, coarse_log_scale, shape, level, arch.levels
+        )
+        if coded:
+            for member in range(count):
+                board.put(flat[member], "anchors", _read_tables(decoders[member], *anchors[member]))
+        inputs = aru_pass2_inputs(
+            torch.from_numpy(grids[level] * UNIT),
+            torch.from_numpy(anchors),
+            torch.from_numpy(coarse * UNIT),
+        )
+        others = _forward(pass2, inputs.numpy())
+        if coded:
+            for member in range(count):
+                board.put(flat[member], "others", _read_tables(decoders[member], *others[member]))
+        output = board.merge(anchors, others)
+        coarse_mu = output[:, 0].reshape(count, *shape)
+        coarse_log_scale = output[:, 1].reshape(count, *shape)
+    return [[grid[member] for grid in grids] for member in range(count)]

@@ -1,0 +1,118 @@
+"""Members decoded together: exactly what each decodes to alone."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import constriction
+import numpy as np
+import pytest
+from PIL import Image
+
+from inrstore.models import shard_codec
+from inrstore.models.bitstream.errors import BitstreamError
+from inrstore.models.codec import fixed_entropy_model
+from inrstore.models.core.architecture import Architecture
+from inrstore.models.entropy.batched import batchable, read_latents_batched
+from inrstore.models.entropy.coding import (
+    ANCHOR_PASS1_CODING,
+    TABLE_CODING,
+    encode_latents,
+    read_latents,
+)
+from inrstore.models.shard_codec import decode_member, decode_members, encode_shard
+from tests.conftest import SAMPLES
+
+from .conftest import TINY_PRESET, random_grids, random_modules
+
+ARU_ONLY = replace(TINY_PRESET, arm_levels=0, iterations=20)
+
+
+def _decoder(payload: bytes):
+    return constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype=np.uint32))
+
+
+@pytest.mark.parametrize("zero_flags", [0, 0b1, 0b101])
+def test_grids_decoded_together_are_each_members_own(zero_flags: int) -> None:
+    arch = Architecture(32, 24, 3, 4, 0)
+    models = [
+        fixed_entropy_model(arch, random_modules(arch, seed), prior_index=10 + seed)
+        for seed in range(3)
+    ]
+    payloads, originals = [], []
+    for seed, model in enumerate(models):
+        grids = random_grids(arch, seed=seed + 7)
+        for level in range(arch.levels):
+            if zero_flags >> level & 1:
+                grids[level][:] = 0
+        payload, flags = encode_latents(model, grids, ANCHOR_PASS1_CODING)
+        assert flags == zero_flags
+        payloads.append(payload)
+        originals.append(grids)
+    decoders = [_decoder(payload) for payload in payloads]
+    together = read_latents_batched(decoders, models, zero_flags, ANCHOR_PASS1_CODING)
+    for grids, decoded, model, payload in zip(originals, together, models, payloads, strict=True):
+        alone = read_latents(_decoder(payload), model, zero_flags, ANCHOR_PASS1_CODING)
+        for original, batched, single in zip(grids, decoded, alone, strict=True):
+            np.testing.assert_array_equal(batched, original)
+            np.testing.assert_array_equal(single, original)
+
+
+def test_only_aru_grids_of_even_width_with_the_latest_coding_decode_together() -> None:
+    assert batchable(Architecture(32, 24, 3, 4, 0), ANCHOR_PASS1_CODING)
+    assert not batchable(Architecture(32, 24, 3, 4, 1), ANCHOR_PASS1_CODING)  # an ARM grid
+    assert not batchable(Architecture(32, 24, 3, 4, 0), TABLE_CODING)
+    assert not batchable(Architecture(32, 22, 3, 4, 0), ANCHOR_PASS1_CODING)  # 11 wide
+    arch = Architecture(32, 24, 3, 4, 1)
+    model = fixed_entropy_model(arch, random_modules(arch, 0), prior_index=10)
+    with pytest.raises(ValueError, match="cannot be decoded together"):
+        read_latents_batched([None], [model], 0, ANCHOR_PASS1_CODING)
+
+
+def _images() -> list[np.ndarray]:
+    cifar = [
+        np.asarray(Image.open(SAMPLES / "cifar10" / f"{n:04d}.png").convert("RGB"))
+        for n in (1, 2, 4, 6, 7)
+    ]
+    crop = cifar[0][:24, :20]  # another size: a group of its own
+    return [*cifar, np.ascontiguousarray(crop)]
+
+
+@pytest.mark.parametrize(
+    ("preset", "bases", "sharing"),
+    [(ARU_ONLY, 3, "shared"), (ARU_ONLY, 1, "shared"), (TINY_PRESET, 2, "shared"),
+     (ARU_ONLY, 1, "own")],
+)  # fmt: skip
+def test_a_shards_members_decoded_together_match_each_decoded_alone(
+    preset, bases: int, sharing: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images = _images()
+    shard = encode_shard(images, preset, quality=60, bases=bases, sharing=sharing)
+    groups: list[int] = []
+    real = shard_codec.read_latents_batched
+
+    def spy(decoders, *args):
+        groups.append(len(decoders))
+        return real(decoders, *args)
+
+    monkeypatch.setattr(shard_codec, "read_latents_batched", spy)
+    for scale in (1.0, 2.0):
+        together = decode_members(shard.header, shard.members, scale)
+        alone = [decode_member(shard.header, member, scale) for member in shard.members]
+        assert len(together) == len(images)
+        for a, b in zip(together, alone, strict=True):
+            np.testing.assert_array_equal(a, b)
+    # 32×32 members of an ARU-only shard with equal zero flags decode together, the crop
+    # alone; a shard with ARM grids or own networks decodes member by member.
+    if preset is ARU_ONLY and sharing == "shared":
+        assert groups and groups[: len(groups) // 2] == groups[len(groups) // 2 :]
+        assert all(2 <= size <= 5 for size in groups)
+    else:
+        assert groups == []
+
+
+def test_a_damaged_member_among_others_is_a_bitstream_error() -> None:
+    shard = encode_shard(_images()[:3], ARU_ONLY, quality=60, bases=2, sharing="shared")
+    damaged = shard.members[1][:-6]
+    with pytest.raises(BitstreamError):
+        decode_members(shard.header, [shard.members[0], damaged, shard.members[2]])
