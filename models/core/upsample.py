@@ -83,11 +83,30 @@ def prefilter_grids(
     ]
 
 
+CACHED_TAPS_BELOW = 4096
+"""Taps of fewer CPU positions than this are cached (:func:`cubic_taps`): decoding many small
+images of one size at one scale computes the same taps for each."""
+
+
 def cubic_taps(positions: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The four bicubic taps of each continuous index, border-replicated.
 
     Returns ``(index, weight)``, both ``(4, len(positions))``; ``index`` is in ``[0, size)``.
+    Short CPU position lists share cached results: never modify them.
     """
+    if positions.device.type == "cpu" and len(positions) < CACHED_TAPS_BELOW:
+        return _cached_taps(positions.numpy().tobytes(), positions.dtype, size)
+    return _taps(positions, size)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_taps(
+    positions: bytes, dtype: torch.dtype, size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return _taps(torch.frombuffer(bytearray(positions), dtype=dtype), size)
+
+
+def _taps(positions: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     base = torch.floor(positions)
     offsets = torch.arange(-1, 3, dtype=positions.dtype, device=positions.device)[:, None]
     index = base[None, :] + offsets
