@@ -28,9 +28,9 @@ class _StoreReader:
     def __init__(
         self,
         store: str | Path,
-        ids: Sequence[str] | None,
-        scale: float,
-        transform: Transform | None,
+        ids: Sequence[str] | None = None,
+        scale: float = 1.0,
+        transform: Transform | None = None,
     ) -> None:
         self.path = Path(store)
         self.scale = scale
@@ -73,15 +73,6 @@ class StoreDataset(_StoreReader, Dataset):
         scale: decode scale in [1/16, 8].
         transform: applied to each image tensor.
     """
-
-    def __init__(
-        self,
-        store: str | Path,
-        ids: Sequence[str] | None = None,
-        scale: float = 1.0,
-        transform: Transform | None = None,
-    ) -> None:
-        super().__init__(store, ids, scale, transform)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self._item(self._opened().get(self.ids[index], self.scale), index)
