@@ -9,6 +9,9 @@ image's PSNR and the bytes interpolated linearly in PSNR between them. An image 
 codec does not reach at quality 100 has no bytes for it (``None``) and is left out of that
 codec's totals. RGB images only (others are listed as not compared).
 
+:func:`merge_store_reports` joins runs over disjoint sets of images with the same settings
+(a long preset run in parts), as one run over all of them would have reported them.
+
 With ``singles``, each image is also encoded alone by ``inrstore encode`` with the same
 preset and quality (the single-image codec the store must match): its bytes, PSNR and
 seconds, and its bytes carried to the stored image's PSNR along WebP's curve (the single's
@@ -198,3 +201,52 @@ def _totals(rows: list[dict], codecs: tuple[str, ...]) -> dict:
     if singles:
         totals["single_seconds_per_image"] = statistics.fmean(singles)
     return totals
+
+
+MERGED_SETTINGS = ("preset", "quality", "shard_size", "bases", "sharing", "singles")
+"""Settings that runs must share to be merged."""
+
+
+def merge_store_reports(reports: list[dict]) -> dict:
+    """One report of the images of ``reports`` (runs of :func:`run_store_bench` over disjoint
+    images with equal :data:`MERGED_SETTINGS`): rows joined, totals recomputed, seconds per
+    image weighted by each run's images, the median ``get`` over all rows, and each run's
+    commit, date, machine and image count under ``runs``. Raises ``ValueError`` otherwise."""
+    if not reports:
+        raise ValueError("nothing to merge")
+    first = reports[0]["settings"]
+    for report in reports[1:]:
+        differ = [k for k in MERGED_SETTINGS if report["settings"].get(k) != first.get(k)]
+        if differ:
+            raise ValueError(f"runs differ in {', '.join(differ)}: they cannot be merged")
+    rows = [row for report in reports for row in report["images"]]
+    names = [row["name"] for row in rows]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"runs share images ({', '.join(repeated)}): they cannot be merged")
+    counts = [len(report["images"]) for report in reports]
+
+    def weighted(key: str) -> float:
+        return sum(r[key] * n for r, n in zip(reports, counts, strict=True)) / sum(counts)
+
+    return {
+        "name": "store",
+        "description": " + ".join(report["description"] for report in reports),
+        "images": rows,
+        "totals": _totals(rows, FILE_CODECS),
+        "encode_seconds_per_image": weighted("encode_seconds_per_image"),
+        "budget_seconds_per_image": weighted("budget_seconds_per_image"),
+        "get_ms_median": statistics.median(row["get_ms"] for row in rows),
+        "shards": sum(report["shards"] for report in reports),
+        "failures": [failure for report in reports for failure in report["failures"]],
+        "settings": first,
+        "runs": [
+            {
+                "commit": r.get("commit"),
+                "date": r.get("date"),
+                "machine": r.get("machine"),
+                "images": n,
+            }
+            for r, n in zip(reports, counts, strict=True)
+        ],
+    }

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from inrstore.cli.bench import bench, bench_store
+from inrstore.cli.bench import bench, bench_store, bench_store_merge
 from inrstore.cli.codec import decode, encode
 from inrstore.cli.serve.command import serve, token
 from inrstore.cli.store import COMMANDS as STORE_COMMANDS
@@ -42,6 +42,7 @@ app.command()(encode)
 app.command()(decode)
 app.command()(bench)
 app.command(name="bench-store")(bench_store)
+app.command(name="bench-store-merge")(bench_store_merge)
 for command in STORE_COMMANDS:
     app.command()(command)
 app.command()(serve)

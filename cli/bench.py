@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +13,12 @@ from rich.table import Table
 from inrstore.bench.codecs import CODEC_NAMES, MissingCodecError, get_codec
 from inrstore.bench.report import write_comparison
 from inrstore.bench.run import load_bench_images, sweep, write_json, write_report
-from inrstore.bench.store_bench import FILE_CODECS, StoreBenchSettings, run_store_bench
+from inrstore.bench.store_bench import (
+    FILE_CODECS,
+    StoreBenchSettings,
+    merge_store_reports,
+    run_store_bench,
+)
 from inrstore.cli.console import check_device, console, fail, problems_table, progress_bar
 from inrstore.models.fit.presets import DEFAULT_QUALITY, PRESETS
 from inrstore.models.shard_codec import SHARING_MODES
@@ -179,6 +185,29 @@ def bench_store(
         )
     write_report(out / "store.json", report, report["settings"])
     console.print(_store_table(report))
+    console.print(f"results written to {out}/store.json")
+
+
+def bench_store_merge(
+    runs: Annotated[list[Path], typer.Argument(help="Folders holding store.json of each run.")],
+    out: Annotated[Path, typer.Option(help="Folder for the merged store.json.")],
+) -> None:
+    """Merge `bench-store` runs over disjoint images with the same settings into one report
+    (each run's commit, date and machine kept under "runs")."""
+    reports = []
+    for run in runs:
+        try:
+            reports.append(json.loads((run / "store.json").read_text()))
+        except (OSError, ValueError) as err:
+            raise fail(f"{run}/store.json: cannot read ({err})", 2) from None
+    try:
+        merged = merge_store_reports(reports)
+    except KeyError as err:
+        raise fail(f"cannot merge: a run is not a bench-store report (no {err})", 2) from None
+    except ValueError as err:
+        raise fail(f"cannot merge: {err}", 2) from None
+    write_report(out / "store.json", merged, merged["settings"])
+    console.print(_store_table(merged))
     console.print(f"results written to {out}/store.json")
 
 

@@ -64,3 +64,60 @@ def test_bench_store_reports_every_image_and_the_ratios(
     again = CliRunner().invoke(app, ["bench-store", str(cifar_samples), "--keep-store",
                                      str(tmp_path / "kept"), "--out", str(out)])  # fmt: skip
     assert again.exit_code == 2 and "already exists" in again.output
+
+
+def _run(folder: Path, names: list[str], preset: str = "default", seconds: float = 10.0) -> Path:
+    rows = [
+        {"name": name, "stored_bytes": 100.0 + i, "psnr": 30.0 + i, "get_ms": 5.0 + i,
+         "jpeg_bytes": 200.0, "webp_bytes": 150.0, "avif_bytes": None}
+        for i, name in enumerate(names)
+    ]  # fmt: skip
+    report = {
+        "name": "store", "description": f"run of {len(names)}", "images": rows,
+        "encode_seconds_per_image": seconds, "budget_seconds_per_image": 9.0,
+        "get_ms_median": 0.0, "shards": 1, "failures": [], "commit": f"c{len(names)}",
+        "settings": {"preset": preset, "quality": 50.0, "shard_size": None, "bases": None,
+                     "sharing": "auto", "singles": False},
+    }  # fmt: skip
+    folder.mkdir()
+    (folder / "store.json").write_text(json.dumps(report))
+    return folder
+
+
+def test_bench_store_merge_joins_disjoint_runs_as_one_run(tmp_path: Path) -> None:
+    first = _run(tmp_path / "a", ["x.png"], seconds=10.0)
+    second = _run(tmp_path / "b", ["y.png", "z.png"], seconds=40.0)
+    out = tmp_path / "merged"
+    outcome = CliRunner().invoke(
+        app, ["bench-store-merge", str(first), str(second), "--out", str(out)]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    merged = json.loads((out / "store.json").read_text())
+    totals = merged["totals"]
+    assert totals["images"] == 3 and totals["stored_bytes"] == 100 + 100 + 101
+    assert totals["jpeg"]["ratio"] == pytest.approx(301 / 600)
+    assert totals["avif"] == {"images": 0, "file_bytes": 0, "stored_bytes": 0, "ratio": None}
+    assert merged["encode_seconds_per_image"] == pytest.approx((10 + 2 * 40) / 3)
+    assert merged["get_ms_median"] == 5.0 and merged["shards"] == 2
+    assert [(r["commit"], r["images"]) for r in merged["runs"]] == [("c1", 1), ("c2", 2)]
+
+
+@pytest.mark.parametrize(
+    ("names", "preset", "message"),
+    [(["x.png"], "default", "runs share images (x.png)"),
+     (["w.png"], "best", "runs differ in preset")],
+)  # fmt: skip
+def test_bench_store_merge_refuses_runs_that_do_not_fit(
+    tmp_path: Path, names: list[str], preset: str, message: str
+) -> None:
+    first = _run(tmp_path / "a", ["x.png"])
+    second = _run(tmp_path / "b", names, preset)
+    outcome = CliRunner().invoke(
+        app, ["bench-store-merge", str(first), str(second), "--out", str(tmp_path / "m")]
+    )
+    assert outcome.exit_code == 2 and message in outcome.output
+    (second / "store.json").write_text("{}")
+    broken = CliRunner().invoke(
+        app, ["bench-store-merge", str(first), str(second), "--out", str(tmp_path / "m")]
+    )
+    assert broken.exit_code == 2 and "not a bench-store report" in broken.output
