@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -544,7 +544,7 @@ def decode_members(
         groups.setdefault(key, []).append(index)
     grids: list[list[np.ndarray] | None] = [None] * len(parsed)
     try:
-        for (arch, zero_flags, coding), indices in groups.items():
+        for (arch, zero_flags, coding), indices in _batches(groups):
             group = [parsed[i] for i in indices]
             models = [
                 fixed_entropy_model(arch, modules[i], parsed[i].own.prior_index) for i in indices
@@ -566,6 +566,19 @@ def decode_members(
         render_decoded(member.arch, own_modules, member_grids, scale, None)
         for member, own_modules, member_grids in zip(parsed, modules, grids, strict=True)
     ]
+
+
+BATCH_DECODE_PIXELS = 1 << 20
+"""Pixels of the members whose grids :func:`decode_members` decodes in one batch (each ARU
+layer's float64 activations take 4 × its width bytes per pixel)."""
+
+
+def _batches(groups: dict[tuple, list[int]]) -> Iterator[tuple[tuple, list[int]]]:
+    """Each group's members in batches of at most :data:`BATCH_DECODE_PIXELS` pixels."""
+    for key, indices in groups.items():
+        size = max(1, BATCH_DECODE_PIXELS // (key[0].height * key[0].width))
+        for start in range(0, len(indices), size):
+            yield key, indices[start : start + size]
 
 
 @dataclass(frozen=True)

@@ -116,3 +116,22 @@ def test_a_damaged_member_among_others_is_a_bitstream_error() -> None:
     damaged = shard.members[1][:-6]
     with pytest.raises(BitstreamError):
         decode_members(shard.header, [shard.members[0], damaged, shard.members[2]])
+
+
+def test_members_decode_in_batches_of_bounded_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    images = _images()[:5]
+    shard = encode_shard(images, ARU_ONLY, quality=60, bases=1, sharing="shared")
+    alone = [decode_member(shard.header, member) for member in shard.members]
+    groups: list[int] = []
+    real = shard_codec.read_latents_batched
+
+    def spy(decoders, *args):
+        groups.append(len(decoders))
+        return real(decoders, *args)
+
+    monkeypatch.setattr(shard_codec, "read_latents_batched", spy)
+    monkeypatch.setattr(shard_codec, "BATCH_DECODE_PIXELS", 2 * 32 * 32)
+    together = decode_members(shard.header, shard.members)
+    assert groups and max(groups) == 2
+    for a, b in zip(together, alone, strict=True):
+        np.testing.assert_array_equal(a, b)
