@@ -53,7 +53,7 @@ from inrstore.models.codec import (
     render_decoded,
 )
 from inrstore.models.core.architecture import Architecture, levels_for
-from inrstore.models.core.mixture import member_modules, members_modules
+from inrstore.models.core.mixture import members_modules
 from inrstore.models.core.quantized import QuantizedModule
 from inrstore.models.entropy.batched import batchable, read_latents_batched
 from inrstore.models.entropy.coding import CodingError, read_latents, write_latents
@@ -345,14 +345,13 @@ def member_costs(
     record's bits, header excluded; ``indices`` picks the images of ``job`` it holds."""
     from inrstore.models.fit.presets import quality_to_lambda
 
-    header = read_shard_header(shard.header)
     images = job.images
     chosen = [images[i] for i in indices] if indices is not None else images
+    decoded = decode_members(shard.header, shard.members)
     lam = quality_to_lambda(job.quality)
     return [
-        mse(image, decode_member(header, member)) / 255.0**2 * image.shape[0] * image.shape[1]
-        + lam * len(member) * 8
-        for image, member in zip(chosen, shard.members, strict=True)
+        mse(image, pixels) / 255.0**2 * image.shape[0] * image.shape[1] + lam * len(member) * 8
+        for image, pixels, member in zip(chosen, decoded, shard.members, strict=True)
     ]
 
 
@@ -508,32 +507,22 @@ def decode_member(
 ) -> np.ndarray:
     """Decode one member from its shard header (bytes, or parsed once with
     :func:`read_shard_header`) and its own record: ``uint8 (round(s H), round(s W), C)``."""
-    shared = header if isinstance(header, DecodedHeader) else read_shard_header(header)
-    if shared.header.own_networks:
-        return decode_image(member, scale, crop)
-    parsed = _parse_member(shared, member, scale)
-    modules = member_modules(shared.bases, parsed.coefficients, _coefficient_exponents(shared))
-    try:
-        grids = read_latents(
-            parsed.decoder,
-            fixed_entropy_model(parsed.arch, modules, parsed.own.prior_index),
-            parsed.own.zero_flags,
-            parsed.own.version,
-        )
-    except CodingError as err:
-        raise BitstreamError(str(err)) from None
-    return render_decoded(parsed.arch, modules, grids, scale, crop)
+    return decode_members(header, [member], scale, crop)[0]
 
 
 def decode_members(
-    header: bytes | DecodedHeader, members: Sequence[bytes], scale: float = 1.0
+    header: bytes | DecodedHeader,
+    members: Sequence[bytes],
+    scale: float = 1.0,
+    crop: Crop | None = None,
 ) -> list[np.ndarray]:
-    """Decode several members of one shard: what :func:`decode_member` gives for each, in
-    order. Members of one size, zero flags and coding whose entropy model allows it
-    (:func:`~inrstore.models.entropy.batched.batchable`) have their grids decoded together."""
+    """Decode several members of one shard (each inside ``crop``, if given), in order.
+    Members of one size, zero flags and coding whose entropy model allows it
+    (:func:`~inrstore.models.entropy.batched.batchable`) have their grids decoded together,
+    bit for bit as alone."""
     shared = header if isinstance(header, DecodedHeader) else read_shard_header(header)
     if shared.header.own_networks:
-        return [decode_image(member, scale) for member in members]
+        return [decode_image(member, scale, crop) for member in members]
     parsed = [_parse_member(shared, member, scale) for member in members]
     coefficients = None if shared.header.coefficients is None else [m.coefficients for m in parsed]
     exponents = _coefficient_exponents(shared)
@@ -545,25 +534,23 @@ def decode_members(
     grids: list[list[np.ndarray] | None] = [None] * len(parsed)
     try:
         for (arch, zero_flags, coding), indices in _batches(groups):
-            group = [parsed[i] for i in indices]
+            decoders = [parsed[i].decoder for i in indices]
             models = [
                 fixed_entropy_model(arch, modules[i], parsed[i].own.prior_index) for i in indices
             ]
-            if len(group) > 1 and batchable(arch, coding):
-                decoded = read_latents_batched(
-                    [m.decoder for m in group], models, zero_flags, coding
-                )
+            if len(indices) > 1 and batchable(arch, coding):
+                decoded = read_latents_batched(decoders, models, zero_flags, coding)
             else:
                 decoded = [
-                    read_latents(m.decoder, model, zero_flags, coding)
-                    for m, model in zip(group, models, strict=True)
+                    read_latents(decoder, model, zero_flags, coding)
+                    for decoder, model in zip(decoders, models, strict=True)
                 ]
             for index, member_grids in zip(indices, decoded, strict=True):
                 grids[index] = member_grids
     except CodingError as err:
         raise BitstreamError(str(err)) from None
     return [
-        render_decoded(member.arch, own_modules, member_grids, scale, None)
+        render_decoded(member.arch, own_modules, member_grids, scale, crop)
         for member, own_modules, member_grids in zip(parsed, modules, grids, strict=True)
     ]
 

@@ -346,15 +346,14 @@ class Store:
         """Decode several members (``uint8 (H', W', C)`` each, in order) in one read
         transaction: the members of each shard together
         (:func:`~inrstore.models.shard_codec.decode_members`)."""
+        idents = list(idents)
         with self._env.read() as txn:
             by_shard: dict[int, list[tuple[int, str, MemberRecord]]] = {}
-            count = 0
             for position, ident in enumerate(idents):
                 hex_id = ids.resolve(txn, self._env.dbs["members"], self._env.dbs["by_name"], ident)
                 record = self._member(txn, hex_id)
                 by_shard.setdefault(record.shard, []).append((position, hex_id, record))
-                count = position + 1
-            pixels: list[np.ndarray | None] = [None] * count
+            pixels: list[np.ndarray | None] = [None] * len(idents)
             for number, members in by_shard.items():
                 header_bytes = self._header(txn, number)
                 try:

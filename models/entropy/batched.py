@@ -32,8 +32,8 @@ from inrstore.models.entropy.coding import (
     ANCHOR_PASS1_CODING,
     UNIT,
     FixedEntropyModel,
-    _finest_coded,
-    _read_tables,
+    finest_coded,
+    read_tables,
 )
 from inrstore.models.entropy.laplace import LOG_SCALE_STEPS
 
@@ -142,13 +142,13 @@ def read_latents_batched(
     prior_log_scale = np.array([m.prior_index * UNIT / LOG_SCALE_STEPS for m in models])
     coarse_mu = np.zeros((count, *shapes[top]))
     coarse_log_scale = np.broadcast_to(prior_log_scale[:, None, None], coarse_mu.shape).copy()
-    for level in range(top, _finest_coded(zero_flags, arch.levels) - 1, -1):
+    for level in range(top, finest_coded(zero_flags, arch.levels) - 1, -1):
         coded = not zero_flags >> level & 1
         flat = grids[level].reshape(count, -1)
         if level == top:
             if coded:
                 for member in range(count):
-                    flat[member] = _read_tables(
+                    flat[member] = read_tables(
                         decoders[member],
                         coarse_mu[member].reshape(-1),
                         coarse_log_scale[member].reshape(-1),
@@ -162,7 +162,7 @@ def read_latents_batched(
         )
         if coded:
             for member in range(count):
-                board.put(flat[member], "anchors", _read_tables(decoders[member], *anchors[member]))
+                board.put(flat[member], "anchors", read_tables(decoders[member], *anchors[member]))
         inputs = aru_pass2_inputs(
             torch.from_numpy(grids[level] * UNIT),
             torch.from_numpy(anchors),
@@ -171,7 +171,7 @@ def read_latents_batched(
         others = _forward(pass2, inputs.numpy())
         if coded:
             for member in range(count):
-                board.put(flat[member], "others", _read_tables(decoders[member], *others[member]))
+                board.put(flat[member], "others", read_tables(decoders[member], *others[member]))
         output = board.merge(anchors, others)
         coarse_mu = output[:, 0].reshape(count, *shape)
         coarse_log_scale = output[:, 1].reshape(count, *shape)

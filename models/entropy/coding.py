@@ -183,7 +183,7 @@ def write_latents(
     levels = model.arch.levels
     zero_flags = sum(1 << level for level in range(levels) if not np.any(grids[level]))
     coarse_mu, coarse_log_scale = model.prior(grids[-1].shape)
-    for level in range(levels - 1, _finest_coded(zero_flags, levels) - 1, -1):
+    for level in range(levels - 1, finest_coded(zero_flags, levels) - 1, -1):
         grid = grids[level]
         symbols = grid.reshape(-1).astype(np.int32)
         kind = _level_model(model, level)
@@ -218,7 +218,7 @@ def write_latents(
     return zero_flags
 
 
-def _finest_coded(zero_flags: int, levels: int) -> int:
+def finest_coded(zero_flags: int, levels: int) -> int:
     """The finest coded level (``levels`` if none is): the grids below it are all zero and
     nothing depends on their (μ, σ), so neither side computes them."""
     return next((level for level in range(levels) if not zero_flags >> level & 1), levels)
@@ -249,12 +249,12 @@ def read_latents(
 ) -> list[np.ndarray]:
     """Read what :func:`write_latents` wrote, from a constriction ``RangeDecoder``."""
     _check_coding(coding)
-    read = _read_tables if coding >= TABLE_CODING else _read_laplace
+    read = read_tables if coding >= TABLE_CODING else _read_laplace
     arch = model.arch
     shapes = arch.grid_shapes()
     grids: list[np.ndarray] = [np.zeros(shape) for shape in shapes]
     coarse_mu, coarse_log_scale = model.prior(shapes[-1])
-    for level in range(arch.levels - 1, _finest_coded(zero_flags, arch.levels) - 1, -1):
+    for level in range(arch.levels - 1, finest_coded(zero_flags, arch.levels) - 1, -1):
         shape = shapes[level]
         coded = not zero_flags >> level & 1
         kind = _level_model(model, level)
@@ -326,7 +326,7 @@ def _read_laplace(decoder, mu: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
         raise CodingError(f"latent payload does not decode ({err})") from None
 
 
-def _read_tables(decoder, mu: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
+def read_tables(decoder, mu: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
     """Symbols (float64) under the tables of fixed-point ``(μ, log σ)``."""
     try:
         return read_symbols(decoder, mu, log_scale).astype(np.float64)

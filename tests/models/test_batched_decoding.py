@@ -69,6 +69,20 @@ def test_only_aru_grids_of_even_width_with_the_latest_coding_decode_together() -
         read_latents_batched([None], [model], 0, ANCHOR_PASS1_CODING)
 
 
+@pytest.fixture
+def groups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every group whose grids :func:`decode_members` decodes together."""
+    sizes: list[int] = []
+    real = shard_codec.read_latents_batched
+
+    def spy(decoders, *args):
+        sizes.append(len(decoders))
+        return real(decoders, *args)
+
+    monkeypatch.setattr(shard_codec, "read_latents_batched", spy)
+    return sizes
+
+
 def _images() -> list[np.ndarray]:
     cifar = [
         np.asarray(Image.open(SAMPLES / "cifar10" / f"{n:04d}.png").convert("RGB"))
@@ -84,18 +98,10 @@ def _images() -> list[np.ndarray]:
      (ARU_ONLY, 1, "own")],
 )  # fmt: skip
 def test_a_shards_members_decoded_together_match_each_decoded_alone(
-    preset, bases: int, sharing: str, monkeypatch: pytest.MonkeyPatch
+    preset, bases: int, sharing: str, groups: list[int]
 ) -> None:
     images = _images()
     shard = encode_shard(images, preset, quality=60, bases=bases, sharing=sharing)
-    groups: list[int] = []
-    real = shard_codec.read_latents_batched
-
-    def spy(decoders, *args):
-        groups.append(len(decoders))
-        return real(decoders, *args)
-
-    monkeypatch.setattr(shard_codec, "read_latents_batched", spy)
     for scale in (1.0, 2.0):
         together = decode_members(shard.header, shard.members, scale)
         alone = [decode_member(shard.header, member, scale) for member in shard.members]
@@ -118,18 +124,12 @@ def test_a_damaged_member_among_others_is_a_bitstream_error() -> None:
         decode_members(shard.header, [shard.members[0], damaged, shard.members[2]])
 
 
-def test_members_decode_in_batches_of_bounded_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_members_decode_in_batches_of_bounded_pixels(
+    groups: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     images = _images()[:5]
     shard = encode_shard(images, ARU_ONLY, quality=60, bases=1, sharing="shared")
     alone = [decode_member(shard.header, member) for member in shard.members]
-    groups: list[int] = []
-    real = shard_codec.read_latents_batched
-
-    def spy(decoders, *args):
-        groups.append(len(decoders))
-        return real(decoders, *args)
-
-    monkeypatch.setattr(shard_codec, "read_latents_batched", spy)
     monkeypatch.setattr(shard_codec, "BATCH_DECODE_PIXELS", 2 * 32 * 32)
     together = decode_members(shard.header, shard.members)
     assert groups and max(groups) == 2
