@@ -60,7 +60,7 @@ from inrstore.store.records import (
     unpack_member,
     unpack_shard,
 )
-from inrstore.store.sharding import group_into_shards, size_class
+from inrstore.store.sharding import group_into_shards, shard_class
 
 PIXELS_DIFFER = (
     "bytes intact, but decodes to different pixels than when added "
@@ -455,7 +455,7 @@ class Store:
         scan = scan_images(list(paths))
         report.failures.extend(scan.problems)
         pending = self._pending(scan.images, report, labels, label_from_folder, max_pixels, notify)
-        classes = [(size_class(p.height, p.width), p.channels) for p in pending]
+        classes = [shard_class(p.name, p.height, p.width, p.channels, sharing) for p in pending]
         shards = group_into_shards(pending, classes, shard_size)
         settings = EncodeSettings(preset, quality, bases, device, sharing)
         warm = self.latest_header() if warm_start else None
