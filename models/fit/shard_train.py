@@ -32,12 +32,15 @@ BASIS_SPREAD = 0.1
 class ShardSettings:
     """``bases`` K (1: plain weight sharing, coefficients fixed to 1); ``batch_pixels``: the
     most pixels a training step evaluates; ``warm_fraction``: share of the schedule run when the
-    bases start from an earlier shard's; ``shared_latents``: the members (all of one size) also
-    share latent grids (:mod:`~inrstore.models.fit.shared_latents`; needs K = 1)."""
+    bases start from an earlier shard's (``latents_warm_fraction`` when its shared latents do
+    too: a camera's later frames, whose encode, quantization included, should stay within
+    half of a photo's); ``shared_latents``: the members (all of one size) also share latent
+    grids (:mod:`~inrstore.models.fit.shared_latents`; needs K = 1)."""
 
     bases: int = 4
     batch_pixels: int = 1 << 20
     warm_fraction: float = 0.5
+    latents_warm_fraction: float = 0.4
     shared_latents: bool = False
 
     def __post_init__(self) -> None:
@@ -143,7 +146,7 @@ def fit_shard(
         lam,
         network_learning_rate=rate,
         time_limit=time_limit,
-        schedule_fraction=1.0 if warm_bases is None else settings.warm_fraction,
+        schedule_fraction=_schedule_fraction(settings, warm_bases, shared, warm_latents),
         on_status=on_status,
         status_every=status_every,
         shared_latents=shared,
@@ -155,6 +158,14 @@ def fit_shard(
     )
     fitted = _fitted(template, trained, groups, zero_levels, lam, run.steps, run.seconds)
     return replace(fitted, shared=None if shared is None else shared.fitted())
+
+
+def _schedule_fraction(settings: ShardSettings, warm_bases, shared, warm_latents) -> float:
+    if warm_bases is None:
+        return 1.0
+    if shared is not None and warm_latents is not None:
+        return settings.latents_warm_fraction
+    return settings.warm_fraction
 
 
 def _fitted(template, bases, groups, zero_levels, lam, steps, seconds) -> FittedShard:
