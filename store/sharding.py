@@ -29,11 +29,16 @@ def size_class(height: int, width: int) -> str:
     return "small" if height * width <= SMALL_PIXELS else "large"
 
 
+def folder_of(name: str) -> str:
+    """The folder of an image named ``name`` (a relative path; a gateway frame's source)."""
+    return str(PurePath(name).parent)
+
+
 def shard_class(name: str, height: int, width: int, channels: int, sharing: str) -> tuple:
     """The class of an image named ``name`` (relative path) for :func:`group_into_shards`."""
     key: tuple = (size_class(height, width), channels)
     if sharing == "latents":
-        key += (str(PurePath(name).parent), height, width)
+        key += (folder_of(name), height, width)
     return key
 
 
