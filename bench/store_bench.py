@@ -109,10 +109,11 @@ def run_store_bench(
         with Store.open(path, create=True) as store:
             notify(f"adding {len(paths)} images")
             started = time.monotonic()
+            commits = _ShardClock(started)
             added = store.add(
                 paths, preset=settings.preset, quality=settings.quality,
                 shard_size=settings.shard_size, bases=settings.bases, workers=settings.workers,
-                sharing=settings.sharing,
+                sharing=settings.sharing, on_progress=commits,
             )  # fmt: skip
             encode_seconds = time.monotonic() - started
             infos = {info.hex_id: info for info in store.members() if isinstance(info, MemberInfo)}
@@ -134,9 +135,29 @@ def run_store_bench(
         "budget_seconds_per_image": budget / max(1, len(rows)),
         "get_ms_median": statistics.median(r["get_ms"] for r in rows) if rows else None,
         "shards": added.shards,
+        "shard_seconds": commits.shards,
         "failures": [[str(p), reason] for p, reason in found.problems + added.failures],
         "settings": dataclasses.asdict(settings) | {"preset_settings": dataclasses.asdict(chosen)},
     }
+
+
+class _ShardClock:
+    """``add``'s progress callback that notes each shard's images and the seconds from the
+    previous commit (or the start) to its commit (its encode, with one worker)."""
+
+    def __init__(self, started: float) -> None:
+        self.last = started
+        self.done = 0
+        self.shards: list[dict] = []
+
+    def __call__(self, event) -> None:
+        if event.stage != "commit":
+            return
+        now = time.monotonic()
+        self.shards.append(
+            {"shard": event.shard, "images": event.done - self.done, "seconds": now - self.last}
+        )
+        self.last, self.done = now, event.done
 
 
 def _compare(store: Store, info: MemberInfo, original: np.ndarray, codecs: tuple[str, ...]) -> dict:

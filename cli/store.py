@@ -55,7 +55,8 @@ def add(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Image files and folders (recursive).")],
     shard_size: Annotated[
-        int | None, typer.Option(min=1, help="Images per shard (default 128 small, 8 large).")
+        int | None,
+        typer.Option(min=1, help="Images per shard (default 128 small, 8 large, 16 frames)."),
     ] = None,
     preset: Annotated[str, typer.Option(help=f"Encoder effort: {', '.join(PRESETS)}.")] = "fast",
     quality: Annotated[float, typer.Option(min=0, max=100)] = DEFAULT_QUALITY,
@@ -66,7 +67,8 @@ def add(
         str,
         typer.Option(
             help="What a shard's members share: auto (networks between images of at most "
-            "64x64 pixels), own (each its own networks), shared (K bases)."
+            "64x64 pixels), own (each its own networks), shared (K bases), latents (one "
+            "camera's frames: networks and latent grids; shards by folder and size)."
         ),
     ] = "auto",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",

@@ -53,7 +53,7 @@ from inrstore.models.codec import (
     render_decoded,
 )
 from inrstore.models.core.architecture import Architecture, levels_for
-from inrstore.models.core.mixture import members_modules
+from inrstore.models.core.mixture import member_modules, members_modules
 from inrstore.models.core.quantized import QuantizedModule
 from inrstore.models.entropy.batched import batchable, read_latents_batched
 from inrstore.models.entropy.coding import CodingError, read_latents, write_latents
@@ -73,6 +73,7 @@ __all__ = [
     "decode_members",
     "describe_networks",
     "encode_shard",
+    "member_latents",
     "read_shard_header",
 ]
 
@@ -103,11 +104,15 @@ class DecodedHeader:
     header: ShardHeader
     bases: dict[str, QuantizedModule]
     tag: int
+    shared_grids: list[np.ndarray] | None = None
+    """The shared latents' integer grids (float64, finest first), if the members have them."""
 
 
-SHARING_MODES = ("auto", "own", "shared")
+SHARING_MODES = ("auto", "own", "shared", "latents")
 """What ``encode_shard`` may be told to share: ``own`` networks per member, ``shared``
-networks (K bases, or plain sharing at K = 1), or ``auto`` (:func:`choose_sharing`)."""
+networks (K bases, or plain sharing at K = 1), ``latents`` (one set of shared networks and
+shared latent grids, :mod:`~inrstore.models.fit.shared_latents`; members of one size), or
+``auto`` (:func:`choose_sharing`)."""
 SHARED_BELOW_PIXELS = 64 * 64 + 1
 """``auto`` weighs shared networks only when every member has fewer pixels than this."""
 TRIAL_MEMBERS = 4
@@ -173,14 +178,19 @@ def encode_shard(
         time_limit = sum(budgets)
     if sharing == "auto":
         sharing = choose_sharing(pixels)
+    latents = sharing == "latents"
+    if latents and len({p.shape[:2] for p in pixels}) > 1:
+        raise ValueError("shared latents need images of one size")
     job = EncodeJob(
         pixels[0], chosen, quality, device, time_limit, tuple(pixels[1:]),
-        min(bases, len(pixels)), batch_pixels, warm_start,
+        1 if latents else min(bases, len(pixels)), batch_pixels, warm_start, latents,
     )  # fmt: skip
     if sharing == "own":
         return _encode_own(job, budgets, seed, on_status)
     if sharing == "shared":
         return _encode_shared(job, seed, on_status)
+    if sharing == "latents":
+        return _encode_latents(job, seed, on_status)
     return _encode_compared(job, budgets, seed, on_status)
 
 
@@ -194,6 +204,43 @@ def _encode_shared(job: EncodeJob, seed: int, on_status: Callable | None) -> Enc
     seeds = range(seed, seed + count)
     best = best_candidate(encode_shared_seed, shard_rate_distortion, job, seeds, on_status)
     return unpack_shard(best)
+
+
+def _encode_latents(job: EncodeJob, seed: int, on_status: Callable | None) -> EncodedShard:
+    """Shared networks with shared latents or without, whichever has the less D + λR.
+
+    A shard that starts from an earlier header of one set of shared networks takes that
+    header's choice (shared latents when it has them at this size) without a trial, so a
+    camera's later shards pay for one encode each; otherwise both are encoded, each with the
+    shard's budget (progress: with, then without).
+    """
+    inherited = _inherited_latents(job.warm_start, job.pixels.shape[:2])
+    if inherited is not None:
+        return _encode_shared(replace(job, shared_latents=inherited), seed, on_status)
+    start = time.perf_counter()
+    trials = [
+        _encode_shared(replace(job, shared_latents=latents), seed, _phase(on_status, *span))
+        for latents, span in ((True, (0.0, 0.5)), (False, (0.5, 1.0)))
+    ]
+    best = min(trials, key=lambda shard: shard_rate_distortion(job, pack_shard(shard)))
+    return replace(best, seconds=time.perf_counter() - start)
+
+
+def _inherited_latents(warm_start: bytes | None, size: tuple[int, int]) -> bool | None:
+    """Whether an earlier header of one set of shared networks had shared latents of
+    ``size``; None without such a header (a damaged one counts as none)."""
+    if warm_start is None:
+        return None
+    try:
+        earlier = unpack_header(warm_start)[0]
+        if earlier.own_networks or earlier.bases != 1:
+            return None
+        if earlier.latents is None:
+            return False
+        own = unpack_member(earlier.latents, earlier.template)[0]
+    except BitstreamError:
+        return None
+    return (own.height, own.width) == size
 
 
 def _encode_compared(
@@ -308,8 +355,13 @@ def encode_shared_seed(job: EncodeJob, seed: int, on_status: Callable | None = N
         network_pixels=sum(p.shape[0] * p.shape[1] for p in pixels),
     )
     template = replace(template, height=1, width=1)
-    settings = ShardSettings(bases=job.bases, batch_pixels=job.batch_pixels)
+    settings = ShardSettings(
+        bases=job.bases, batch_pixels=job.batch_pixels, shared_latents=job.shared_latents
+    )
     warm = _warm_bases(job.warm_start, template, settings.bases)
+    warm_latents = None
+    if warm is not None and job.shared_latents:
+        warm_latents = _warm_latents(job.warm_start, pixels[0].shape[:2])
     fitted = fit_shard(
         pixels,
         template,
@@ -321,6 +373,7 @@ def encode_shared_seed(job: EncodeJob, seed: int, on_status: Callable | None = N
         time_limit=job.time_limit,
         seed=seed,
         warm_bases=warm,
+        warm_latents=warm_latents,
         on_status=on_status,
     )
     header, members = write_shard(quantize_shard(fitted, pixels, chosen.weight_deadzones))
@@ -394,6 +447,15 @@ def _warm_bases(
     return result
 
 
+def _warm_latents(warm_start: bytes, size: tuple[int, int]) -> list[torch.Tensor] | None:
+    """The shared latents of an earlier header whose members have ``size``, else None."""
+    earlier = read_shard_header(warm_start)
+    grids = earlier.shared_grids
+    if grids is None or grids[0].shape != size:
+        return None
+    return [torch.from_numpy(grid).float() for grid in grids]
+
+
 def _member_status(on_status: Callable, index: int, count: int, status: TrainingStatus) -> None:
     """Member ``index``'s training status as the shard's progress."""
     on_status(dataclasses.replace(status, progress=(index + status.progress) / count))
@@ -411,7 +473,25 @@ def _phase(on_status: Callable | None, low: float, high: float) -> Callable | No
 
 
 def write_shard(shard: QuantizedShard) -> tuple[bytes, list[bytes]]:
-    """Entropy-code a quantized shard of shared networks: its header and its member records."""
+    """Entropy-code a quantized shard of shared networks: its header and its member records.
+
+    A shard with shared latents is also coded with them folded into every member's grids
+    (the same pixels, nothing shared): the fewer bytes of the two are kept, so shared latents
+    stay only where they pay."""
+    coded = _write_shard(shard)
+    folded = None if shard.shared is None else shard.folded()
+    if folded is not None:
+        alone = _write_shard(folded)
+        if _total_bytes(alone) < _total_bytes(coded):
+            return alone
+    return coded
+
+
+def _total_bytes(coded: tuple[bytes, list[bytes]]) -> int:
+    return len(coded[0]) + sum(len(member) for member in coded[1])
+
+
+def _write_shard(shard: QuantizedShard) -> tuple[bytes, list[bytes]]:
     names = present_modules(shard.template)
     integers = {
         name: value for module in shard.bases.values() for name, value in module.integers.items()
@@ -430,6 +510,15 @@ def write_shard(shard: QuantizedShard) -> tuple[bytes, list[bytes]]:
             name: scale_code(np.concatenate([member[name] for member in shard.coefficients]))
             for name in names
         }
+    latents = None
+    if shard.shared is not None:
+        height, width = shard.shared.grids[0].shape
+        arch = replace(shard.template, height=height, width=width)
+        model = fixed_entropy_model(arch, shard.member_modules(0), shard.shared.prior_index)
+        encoder = constriction.stream.queue.RangeEncoder()
+        zero_flags = write_latents(encoder, model, shard.shared.grids, MEMBER_VERSION)
+        own = MemberHeader(height, width, shard.shared.prior_index, zero_flags, 0)
+        latents = pack_member(own, encoder.get_compressed().tobytes())
     header = ShardHeader(
         shard.template,
         shard.basis_count,
@@ -443,6 +532,7 @@ def write_shard(shard: QuantizedShard) -> tuple[bytes, list[bytes]]:
             name: ModuleCoding(shard.coefficient_exponents[name], alpha_codes[name])
             for name in names
         },
+        latents=latents,
     )
     header_bytes = pack_header(header, encode_parameters(list(zip(flats, codes, strict=True))))
     tag = header_tag(header_bytes)
@@ -467,6 +557,8 @@ def describe_networks(data: bytes) -> str:
     header = unpack_header(data)[0]
     if header.own_networks:
         return "own networks"
+    if header.latents is not None:
+        return "shared networks and latents"
     return "shared networks" if header.bases == 1 else f"{header.bases} shared bases"
 
 
@@ -496,7 +588,26 @@ def read_shard_header(data: bytes) -> DecodedHeader:
         )
         for module, module_shapes in template.modules().items()
     }
-    return DecodedHeader(header, bases, header_tag(bytes(data)))
+    return DecodedHeader(header, bases, header_tag(bytes(data)), _shared_grids(header, bases))
+
+
+def _shared_grids(
+    header: ShardHeader, bases: dict[str, QuantizedModule]
+) -> list[np.ndarray] | None:
+    """Decode the shared latents a header carries (None if it has none)."""
+    if header.latents is None:
+        return None
+    own, payload = unpack_member(header.latents, header.template)
+    if own.header_tag != 0:
+        raise BitstreamError("the shard header's shared latents carry a header tag")
+    arch = own.arch(header.template)
+    check_decode_memory(arch, 1.0)
+    model = fixed_entropy_model(arch, member_modules(bases, None, None), own.prior_index)
+    decoder = range_decoder(payload, "shared latents payload")
+    try:
+        return read_latents(decoder, model, own.zero_flags, own.version)
+    except CodingError as err:
+        raise BitstreamError(f"shared latents: {err}") from None
 
 
 def decode_member(
@@ -523,7 +634,29 @@ def decode_members(
     shared = header if isinstance(header, DecodedHeader) else read_shard_header(header)
     if shared.header.own_networks:
         return [decode_image(member, scale, crop) for member in members]
+    parsed, modules, grids = _decode_latents(shared, members, scale)
+    return [
+        render_decoded(member.arch, own_modules, member_grids, scale, crop)
+        for member, own_modules, member_grids in zip(parsed, modules, grids, strict=True)
+    ]
+
+
+def member_latents(header: bytes | DecodedHeader, members: Sequence[bytes]) -> list[list]:
+    """The integer grids (float64, finest first) each member's synthesis reads: its own,
+    plus the shard's shared latents where it has them. Shards of shared networks only."""
+    shared = header if isinstance(header, DecodedHeader) else read_shard_header(header)
+    if shared.header.own_networks:
+        raise ValueError("members with their own networks are single-image bitstreams")
+    return _decode_latents(shared, members, 1.0)[2]
+
+
+def _decode_latents(shared: DecodedHeader, members: Sequence[bytes], scale: float):
+    """Parsed members, their mixed networks and their grids (with the shared latents)."""
     parsed = [_parse_member(shared, member, scale) for member in members]
+    if shared.shared_grids is not None:
+        size = shared.shared_grids[0].shape
+        if any((member.own.height, member.own.width) != size for member in parsed):
+            raise BitstreamError("a member's size differs from its shard's shared latents")
     coefficients = None if shared.header.coefficients is None else [m.coefficients for m in parsed]
     exponents = _coefficient_exponents(shared)
     modules = members_modules(shared.bases, coefficients, exponents, len(parsed))
@@ -531,7 +664,7 @@ def decode_members(
     for index, member in enumerate(parsed):
         key = (member.arch, member.own.zero_flags, member.own.version)
         groups.setdefault(key, []).append(index)
-    grids: list[list[np.ndarray] | None] = [None] * len(parsed)
+    grids: list = [None] * len(parsed)
     try:
         for (arch, zero_flags, coding), indices in _batches(groups):
             decoders = [parsed[i].decoder for i in indices]
@@ -549,10 +682,12 @@ def decode_members(
                 grids[index] = member_grids
     except CodingError as err:
         raise BitstreamError(str(err)) from None
-    return [
-        render_decoded(member.arch, own_modules, member_grids, scale, crop)
-        for member, own_modules, member_grids in zip(parsed, modules, grids, strict=True)
-    ]
+    if shared.shared_grids is not None:
+        grids = [
+            [mine + common for mine, common in zip(own, shared.shared_grids, strict=True)]
+            for own in grids
+        ]
+    return parsed, modules, grids
 
 
 BATCH_DECODE_PIXELS = 1 << 20

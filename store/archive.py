@@ -60,7 +60,7 @@ from inrstore.store.records import (
     unpack_member,
     unpack_shard,
 )
-from inrstore.store.sharding import group_into_shards, size_class
+from inrstore.store.sharding import folder_of, group_into_shards, shard_class
 
 PIXELS_DIFFER = (
     "bytes intact, but decodes to different pixels than when added "
@@ -68,6 +68,9 @@ PIXELS_DIFFER = (
 )
 """What ``verify`` reports when checksums pass and only the pixel hash differs: the latents
 decode exactly everywhere, the float synthesis may round a pixel differently."""
+
+WARM_SEARCH_SHARDS = 256
+"""How many of the latest shards ``latest_header(folder)`` looks through."""
 
 MAX_NAME_BYTES = 250
 """Longest file-name component export writes (255 on common filesystems, less ``.png``)."""
@@ -408,11 +411,27 @@ class Store:
             shards = txn.stat(self._env.dbs["shards"])["entries"]
         return StoreStats(images, shards, round(stored), original, pixels, self._env.disk_bytes())
 
-    def latest_header(self) -> bytes | None:
-        """The shared header of the most recent shard that has one (a warm start)."""
+    def latest_header(self, folder: str | None = None) -> bytes | None:
+        """The shared header of the most recent shard (a warm start); with ``folder``, of
+        the most recent of the latest :data:`WARM_SEARCH_SHARDS` shards whose first member
+        is named inside it (a camera's own), else None."""
         with self._env.read() as txn:
             cursor = txn.cursor(db=self._env.dbs["headers"])
-            return bytes(cursor.value()) if cursor.last() else None
+            if not cursor.last():
+                return None
+            if folder is None:
+                return bytes(cursor.value())
+            for _ in range(WARM_SEARCH_SHARDS):
+                (number,) = struct.unpack(">Q", cursor.key())
+                try:
+                    first = self._member(txn, self._shard(txn, number).members[0].hex())
+                except (CorruptRecordError, StoreError, IndexError):
+                    first = None
+                if first is not None and folder_of(first.name) == folder:
+                    return bytes(cursor.value())
+                if not cursor.prev():
+                    return None
+        return None
 
     # -- adding -------------------------------------------------------------------------
 
@@ -455,11 +474,16 @@ class Store:
         scan = scan_images(list(paths))
         report.failures.extend(scan.problems)
         pending = self._pending(scan.images, report, labels, label_from_folder, max_pixels, notify)
-        classes = [(size_class(p.height, p.width), p.channels) for p in pending]
+        classes = [shard_class(p.name, p.height, p.width, p.channels, sharing) for p in pending]
         shards = group_into_shards(pending, classes, shard_size)
         settings = EncodeSettings(preset, quality, bases, device, sharing)
         warm = self.latest_header() if warm_start else None
         progress = _AddCounter(notify, len(pending), len(shards))
+
+        def job(shard: list[PendingImage]) -> ShardJob:
+            if warm_start and sharing == "latents":  # a camera's frames start from its own
+                return ShardJob(shard, settings, self.latest_header(folder_of(shard[0].name)))
+            return ShardJob(shard, settings, warm)
 
         def commit(number: int, encoded: EncodedRecords) -> None:
             nonlocal warm
@@ -474,7 +498,7 @@ class Store:
         numbered = list(enumerate(shards, start=1))
         for number, encoded in chosen.run(
             numbered,
-            lambda shard: ShardJob(shard, settings, warm),
+            job,
             lambda number, shard: progress.encoding(number, shard[0].name),
             progress.training,
         ):
@@ -528,9 +552,10 @@ class Store:
         warm_start: bool = True,
         on_status: Callable | None = None,
     ) -> list[str]:
-        """Encode staged frames as one shard and commit it in one transaction that also
-        removes them from staging (a frame deleted meanwhile is left out); returns the ids
-        stored."""
+        """Encode staged frames as one shard (with ``sharing="latents"``, one per frame
+        size) and commit each in one transaction that also removes them from staging (a frame
+        deleted meanwhile is left out); returns the ids stored. With ``sharing="latents"`` a
+        shard starts from the latest shard of the same source."""
         pending = []
         for hex_id in hex_ids:
             data = self.frames.staged_bytes(hex_id)
@@ -540,11 +565,21 @@ class Store:
             name = f"{info.source}/{hex_id[:12]}"
             pending.append(PendingImage(Path(name), name, hex_id, info.height, info.width,
                                         info.channels, len(data), None, data))  # fmt: skip
-        if not pending:
-            return []
-        job = ShardJob(pending, EncodeSettings(preset, quality, bases, device, sharing),
-                       self.latest_header() if warm_start else None)  # fmt: skip
-        return self._commit(encode_job(job, on_status), preset, quality, unstage=True)
+        settings = EncodeSettings(preset, quality, bases, device, sharing)
+        parts = [pending]
+        if sharing == "latents":
+            sizes: dict[tuple, list[PendingImage]] = {}
+            for item in pending:
+                sizes.setdefault((item.height, item.width, item.channels), []).append(item)
+            parts = list(sizes.values())
+        stored = []
+        for part in parts:
+            warm = None
+            if warm_start:
+                warm = self.latest_header(folder_of(part[0].name) if sharing == "latents" else None)
+            encoded = encode_job(ShardJob(part, settings, warm), on_status)
+            stored += self._commit(encoded, preset, quality, unstage=True)
+        return stored
 
     def _commit(
         self, encoded: EncodedRecords, preset: object, quality: float, *, unstage: bool = False

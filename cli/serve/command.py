@@ -10,6 +10,7 @@ import typer
 from inrstore.cli.console import console, fail
 from inrstore.cli.serve import MAX_UPLOAD_BYTES
 from inrstore.models.fit.presets import DEFAULT_QUALITY, PRESETS
+from inrstore.models.shard_codec import SHARING_MODES
 from inrstore.store import Store, StoreError
 
 
@@ -43,6 +44,13 @@ def serve(
     time_limit: Annotated[
         float | None, typer.Option(min=0.1, help="Training seconds of a 256×256 frame.")
     ] = None,
+    sharing: Annotated[
+        str,
+        typer.Option(
+            help="What a shard of a source's frames shares (as add's --sharing); latents: "
+            "networks and latent grids, started from the source's previous shard."
+        ),
+    ] = "auto",
     max_upload_bytes: Annotated[
         int, typer.Option(min=1, help="Largest frame accepted (bytes); larger ones get 413.")
     ] = MAX_UPLOAD_BYTES,
@@ -62,13 +70,15 @@ def serve(
         raise fail(message) from None
     if preset not in PRESETS:
         raise fail(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}", 2)
+    if sharing not in SHARING_MODES:
+        raise fail(f"unknown sharing {sharing!r}; use {', '.join(SHARING_MODES)}", 2)
     try:
         store = Store.open(ctx.obj["store"], create=True)
     except StoreError as err:
         raise fail(str(err)) from None
     settings = EncoderSettings(
         store.path, preset, quality, shard_frames, shard_seconds, retain_days, max_bytes,
-        retain_per_source, time_limit,
+        retain_per_source, time_limit, sharing,
     )  # fmt: skip
     encoder = EncoderProcess(settings)
     try:

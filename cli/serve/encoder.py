@@ -27,6 +27,7 @@ class EncoderSettings:
     retain_per_source: bool = False
     time_limit: float | None = None
     """Seconds of training per shard (None: the preset's budget); for tests and small boxes."""
+    sharing: str = "auto"
 
 
 def run_encoder(settings: EncoderSettings, stop, parent: int) -> None:
@@ -49,7 +50,9 @@ def run_encoder(settings: EncoderSettings, stop, parent: int) -> None:
             for batch in batches:
                 if stop.is_set():
                     break
-                store.add_staged(batch, preset=chosen, quality=settings.quality)
+                store.add_staged(
+                    batch, preset=chosen, quality=settings.quality, sharing=settings.sharing
+                )
             if not batches:
                 stop.wait(POLL_SECONDS)
 

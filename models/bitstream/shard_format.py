@@ -1,5 +1,6 @@
-"""Byte formats of a shard: one shard header (version 2; version 1 is still read), one
-record per member (version 3; versions 1 and 2 are still read).
+"""Byte formats of a shard: one shard header (version 3 when the members share latents,
+else version 2; version 1 is still read), one record per member (version 3; versions 1 and 2
+are still read).
 
 Shard header version 2, big-endian::
 
@@ -11,7 +12,12 @@ Shard header version 2, big-endian::
             u16 = basis exponent << 11 | basis scale code |
         per present module: coefficient exponent u8, coefficient scale code u16 |
         basis section length u32 | basis section (each tensor's K × weights in turn) |
+        version 3 only: shared latents length u32 | shared latents (a member record) |
     CRC-32 (u32)
+
+Version 3 adds the *shared latents* (plain sharing, K = 1, only): grids that every member's
+synthesis adds to its own, coded as a member record of the members' size (header tag 0)
+under the shared networks; every member of such a shard has that size.
 
 A shard of *own networks* shares nothing: each member record is a whole single-image
 bitstream (:mod:`~inrstore.models.bitstream.image_format`), so a single image is a shard of
@@ -73,7 +79,10 @@ from inrstore.models.core.architecture import Architecture, levels_for
 
 HEADER_MAGIC = b"INSH"
 MEMBER_MAGIC = b"IM"
-HEADER_VERSION = 2
+HEADER_VERSION = 3
+SHARED_LATENTS_VERSION = 3
+"""The first header version that may carry shared latents; shards without them are
+written as version 2."""
 HEADER_OLDEST_VERSION = 1
 MEMBER_VERSION = 3
 MEMBER_OLDEST_VERSION = 1
@@ -89,6 +98,7 @@ HEADER_PREFIX = Prefix(
     (Field("sharing", "B", 0, len(SHARINGS) - 1),),
     HEADER_OLDEST_VERSION,
 )
+V2_HEADER_PREFIX = Prefix(HEADER_MAGIC, 2, "shard header", HEADER_PREFIX.fields)
 NETWORKS_PREFIX = struct.Struct(">" + "".join(f.code for f in NETWORK_FIELDS) + "H")
 """The shared networks' fields of a version-2 header, then K."""
 NETWORKS_FIELDS = (*NETWORK_FIELDS, Field("bases", "H", 1, MAX_BASES))
@@ -112,14 +122,15 @@ class ShardHeader:
     """The shared part of a shard. ``template`` has the shared networks (its size is 1×1),
     or is None when every member has its own networks (then ``bases`` is 0);
     ``tensors``: each basis tensor's step and scale; ``coefficients`` (per module) is None
-    when K = 1 (plain sharing)."""
+    when K = 1 (plain sharing); ``latents``: the shared latents' member record, if any."""
 
     template: Architecture | None
     bases: int
     tensors: dict[str, ModuleCoding]
     coefficients: dict[str, ModuleCoding] | None
-    version: int = HEADER_VERSION
-    """The format version (written: always :data:`HEADER_VERSION`)."""
+    version: int = 2
+    """The format version (written: 3 with shared latents, else 2)."""
+    latents: bytes | None = None
 
     @property
     def own_networks(self) -> bool:
@@ -159,9 +170,13 @@ def header_tag(header_bytes: bytes) -> int:
 
 
 def pack_header(header: ShardHeader, bases: bytes) -> bytes:
-    """A version-2 header with its basis section (empty for own networks)."""
+    """A header with its basis section (empty for own networks): version 3 when it has
+    shared latents, else version 2."""
     if header.own_networks:
-        return seal(HEADER_PREFIX.pack({"sharing": SHARINGS.index("own")}))
+        return seal(V2_HEADER_PREFIX.pack({"sharing": SHARINGS.index("own")}))
+    if header.latents is not None and header.bases != 1:
+        raise ValueError("shared latents need plain sharing (one basis)")
+    prefix = V2_HEADER_PREFIX if header.latents is None else HEADER_PREFIX
     values = arch_values(header.template) | {"bases": header.bases}
     for field in NETWORKS_FIELDS:
         if not field.low <= values[field.name] <= field.high:
@@ -169,7 +184,7 @@ def pack_header(header: ShardHeader, bases: bytes) -> bytes:
                 f"{field.name}={values[field.name]} outside [{field.low}, {field.high}]"
             )
     parts = [
-        HEADER_PREFIX.pack({"sharing": SHARINGS.index("shared")}),
+        prefix.pack({"sharing": SHARINGS.index("shared")}),
         NETWORKS_PREFIX.pack(*(values[field.name] for field in NETWORKS_FIELDS)),
         pack_settings(header.template),
         pack_tensor_codings(header.template, header.tensors),
@@ -177,8 +192,10 @@ def pack_header(header: ShardHeader, bases: bytes) -> bytes:
     for name in present_modules(header.template):
         alpha = ModuleCoding(0, 0) if header.coefficients is None else header.coefficients[name]
         parts.append(_COEFFICIENTS.pack(alpha.exponent, alpha.scale_code))
-    parts.append(_LENGTH.pack(len(bases)))
-    return seal(b"".join([*parts, bases]))
+    parts += [_LENGTH.pack(len(bases)), bases]
+    if header.latents is not None:
+        parts += [_LENGTH.pack(len(header.latents)), header.latents]
+    return seal(b"".join(parts))
 
 
 def unpack_header(data: bytes) -> tuple[ShardHeader, bytes]:
@@ -186,11 +203,12 @@ def unpack_header(data: bytes) -> tuple[ShardHeader, bytes]:
     data = bytes(data)
     if data[: len(HEADER_MAGIC)] == HEADER_MAGIC and data[len(HEADER_MAGIC) : 5] == b"\x01":
         return _unpack_v1_header(data)
-    sharing = HEADER_PREFIX.unpack(data)["sharing"]
+    prefix = HEADER_PREFIX.unpack(data)
+    sharing, version = prefix["sharing"], prefix["version"]
     offset = HEADER_PREFIX.size
     if SHARINGS[sharing] == "own":
         split_sections(data, offset, (), "shard header")
-        return ShardHeader(None, 0, {}, None), b""
+        return ShardHeader(None, 0, {}, None, version), b""
     raw = read(NETWORKS_PREFIX, data, offset, "network fields")
     values = dict(zip((field.name for field in NETWORKS_FIELDS), raw, strict=True))
     for field in NETWORKS_FIELDS:
@@ -209,10 +227,18 @@ def unpack_header(data: bytes) -> tuple[ShardHeader, bytes]:
         if plain != (alpha_code == 0) or alpha_exponent > MAX_EXPONENT:
             raise BitstreamError(f"invalid coefficient coding of module {name}")
         coefficients[name] = ModuleCoding(alpha_exponent, alpha_code)
-    header = ShardHeader(template, values["bases"], tensors, None if plain else coefficients)
     (length,) = read(_LENGTH, data, offset, "section length")
-    (section,) = split_sections(data, offset + _LENGTH.size, (length,), "shard header")
-    return header, section
+    offset += _LENGTH.size
+    lengths: tuple[int, ...] = (length,)
+    if version >= SHARED_LATENTS_VERSION:
+        (latents_length,) = read(_LENGTH, data, offset + length, "shared latents length")
+        lengths = (length, _LENGTH.size, latents_length)
+        if not plain:
+            raise BitstreamError("shard header has shared latents but more than one basis")
+    section, *rest = split_sections(data, offset, lengths, "shard header")
+    latents = rest[1] if rest else None
+    alphas = None if plain else coefficients
+    return ShardHeader(template, values["bases"], tensors, alphas, version, latents), section
 
 
 def _checked_template(values: dict) -> Architecture:

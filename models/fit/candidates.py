@@ -35,7 +35,8 @@ class EncodeJob:
     """What every candidate encodes: ``pixels`` ``uint8 (H, W, C)`` (and, for a shard, its
     ``others``) under ``preset`` at ``quality``, on ``device``, within ``time_limit`` seconds
     of training (None: the preset's budget). A shard of shared networks also has its
-    ``bases`` K and its ``batch_pixels``. ``warm_start``: what the networks start from where
+    ``bases`` K and its ``batch_pixels``, and may share latents (``shared_latents``).
+    ``warm_start``: what the networks start from where
     they match (an earlier shard's header for a shard, an earlier bitstream for an image)."""
 
     pixels: np.ndarray
@@ -47,6 +48,7 @@ class EncodeJob:
     bases: int = 1
     batch_pixels: int = 1 << 20
     warm_start: bytes | None = None
+    shared_latents: bool = False
 
     @property
     def images(self) -> list[np.ndarray]:

@@ -13,7 +13,7 @@ exponent.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.mixture import member_modules, mix_integers
 from inrstore.models.core.mlp import WEIGHT_LIMIT
 from inrstore.models.core.quantized import QuantizedModule
-from inrstore.models.entropy.laplace import log_scale_index
+from inrstore.models.entropy.laplace import LATENT_MAX, LATENT_MIN, log_scale_index
 from inrstore.models.fit.image_model import ImageModel, to_unit
 from inrstore.models.fit.network_quantization import module_bits, quantize_modules, round_latents
 from inrstore.models.fit.shard_train import FittedShard, member_arch
@@ -49,11 +49,24 @@ class QuantizedShard:
     coefficients: list[dict[str, np.ndarray]] | None
     prior_indices: list[int]
     grids: list[list[np.ndarray]]
+    shared: QuantizedLatents | None = None
 
     @property
     def basis_count(self) -> int:
         """K, the number of bases."""
         return next(iter(self.bases["synthesis"].integers.values())).shape[0]
+
+    def folded(self) -> QuantizedShard | None:
+        """The shard with its shared latents added to every member's grids (the same
+        pixels, nothing shared), or None where a sum leaves the symbol range."""
+        assert self.shared is not None
+        grids = [
+            [own + common for own, common in zip(member, self.shared.grids, strict=True)]
+            for member in self.grids
+        ]
+        if any(g.min() < LATENT_MIN or g.max() > LATENT_MAX for member in grids for g in member):
+            return None
+        return replace(self, grids=grids, shared=None)
 
     def member_modules(self, index: int) -> dict[str, QuantizedModule]:
         """Member ``index``'s quantized networks, mixed in integers."""
@@ -64,6 +77,14 @@ class QuantizedShard:
         )
 
 
+@dataclass(frozen=True)
+class QuantizedLatents:
+    """Shared latent grids as integers (finest first) and their prior's scale index."""
+
+    grids: list[np.ndarray]
+    prior_index: int
+
+
 def quantize_coefficients(alpha: torch.Tensor, exponent: int) -> np.ndarray:
     """Float coefficients → integers at step ``2**-exponent`` (same shape)."""
     scaled = torch.round(alpha.double() * 2.0**exponent)
@@ -72,19 +93,30 @@ def quantize_coefficients(alpha: torch.Tensor, exponent: int) -> np.ndarray:
 
 @dataclass
 class _Sample:
+    """A member in the cost estimate (``weight``: how many members it stands for), or the
+    shared latents (``target`` None: bits only, counted once). ``shared``: the rounded shared
+    grids its synthesis adds to its own (empty when there are none)."""
+
     index: int
     model: ImageModel
-    target: torch.Tensor
+    target: torch.Tensor | None
     grids: list[torch.Tensor]
     prior: torch.Tensor
     zero_levels: int
     params: dict[str, torch.Tensor]
+    weight: float
+    shared: list[torch.Tensor]
 
     def cost(self, module: str, params, lam: float) -> float:
         """Squared error × pixels for a module that changes the pixels; λ × latent bits for
         an entropy module."""
         if module in DISTORTION_MODULES:
-            error = torch.mean((self.model.reconstruct(params, self.grids) - self.target) ** 2)
+            if self.target is None:
+                return 0.0
+            seen = self.grids
+            if self.shared:
+                seen = [own + add for own, add in zip(self.grids, self.shared, strict=True)]
+            error = torch.mean((self.model.reconstruct(params, seen) - self.target) ** 2)
             return float(error) * self.target.shape[1] * self.target.shape[2]
         return lam * float(self.model.latent_bits(params, self.grids, self.prior, self.zero_levels))
 
@@ -96,21 +128,36 @@ class _ShardCosts:
 
     def __init__(self, fitted: FittedShard, images: list[np.ndarray]) -> None:
         self.fitted = fitted
+        chosen = _sample_indices(images)
+        shared = [] if fitted.shared is None else round_latents(fitted.shared.grids)
         self.samples = [
             _Sample(
                 index,
-                ImageModel(
-                    member_arch(fitted.template, *images[index].shape[:2]), torch.device("cpu")
-                ),
+                _model(fitted, images[index]),
                 to_unit(images[index]),
                 round_latents(fitted.grids[index]),
                 fitted.prior_log_scales[index],
                 fitted.zero_levels[index],
                 fitted.member_parameters(index),
+                len(images) / len(chosen),
+                shared,
             )
-            for index in _sample_indices(images)
+            for index in chosen
         ]
-        self.weight = len(images) / len(self.samples)
+        if fitted.shared is not None:
+            self.samples.append(
+                _Sample(
+                    0,
+                    _model(fitted, images[0]),
+                    None,
+                    shared,
+                    fitted.shared.prior_log_scale,
+                    fitted.shared.zero_levels,
+                    fitted.member_parameters(0),
+                    1.0,
+                    [],
+                )
+            )
         self.exponents: dict[str, int] | None = None if fitted.coefficients is None else {}
 
     def _trial(self, module: str, basis: QuantizedModule, alpha_exponent: int) -> float:
@@ -124,7 +171,7 @@ class _ShardCosts:
         for sample in self.samples:
             own = None if integers is None else integers[sample.index]
             trial = sample.params | mix_integers(basis, own, alpha_exponent).dequantized()
-            total += self.weight * sample.cost(module, trial, self.fitted.lam)
+            total += sample.weight * sample.cost(module, trial, self.fitted.lam)
         return total + self.fitted.lam * bits
 
     def cost(self, module: str) -> Callable[[QuantizedModule], float]:
@@ -142,6 +189,10 @@ class _ShardCosts:
                 alpha = self.fitted.coefficients[module][sample.index]
                 own = quantize_coefficients(alpha, exponent)
             sample.params = sample.params | mix_integers(quantized, own, exponent).dequantized()
+
+
+def _model(fitted: FittedShard, image: np.ndarray) -> ImageModel:
+    return ImageModel(member_arch(fitted.template, *image.shape[:2]), torch.device("cpu"))
 
 
 def quantize_shard(
@@ -169,11 +220,17 @@ def quantize_shard(
         coefficient_exponents=costs.exponents,
         coefficients=coefficients,
         prior_indices=[log_scale_index(float(p)) for p in fitted.prior_log_scales],
-        grids=[
-            [grid.numpy().astype(np.int64) for grid in round_latents(member)]
-            for member in fitted.grids
-        ],
+        grids=[_integers(member) for member in fitted.grids],
+        shared=None
+        if fitted.shared is None
+        else QuantizedLatents(
+            _integers(fitted.shared.grids), log_scale_index(float(fitted.shared.prior_log_scale))
+        ),
     )
+
+
+def _integers(grids: list[torch.Tensor]) -> list[np.ndarray]:
+    return [grid.numpy().astype(np.int64) for grid in round_latents(grids)]
 
 
 def _sample_indices(images: list[np.ndarray]) -> list[int]:

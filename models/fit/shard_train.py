@@ -21,6 +21,7 @@ from inrstore.models.fit.allocator import keep_freed_memory
 from inrstore.models.fit.image_model import init_parameters, to_unit
 from inrstore.models.fit.network_source import MixedNetworks, SharedNetworks
 from inrstore.models.fit.presets import Preset
+from inrstore.models.fit.shared_latents import FittedLatents, SharedLatents
 from inrstore.models.fit.train import MemberGroup, TrainingStatus, start_networks, train
 
 BASIS_SPREAD = 0.1
@@ -31,15 +32,24 @@ BASIS_SPREAD = 0.1
 class ShardSettings:
     """``bases`` K (1: plain weight sharing, coefficients fixed to 1); ``batch_pixels``: the
     most pixels a training step evaluates; ``warm_fraction``: share of the schedule run when the
-    bases start from an earlier shard's."""
+    bases start from an earlier shard's (``latents_warm_fraction`` when its shared latents do
+    too: a camera's later frames, whose encode, quantization included, should stay within
+    half of a photo's); ``shared_latents``: the members (all of one size) also share latent
+    grids (:mod:`~inrstore.models.fit.shared_latents`; needs K = 1)."""
 
     bases: int = 4
     batch_pixels: int = 1 << 20
     warm_fraction: float = 0.5
+    latents_warm_fraction: float = 0.4
+    shared_latents: bool = False
 
     def __post_init__(self) -> None:
         if self.bases < 1:
             raise ValueError(f"bases must be at least 1, not {self.bases}")
+        if self.shared_latents and self.bases != 1:
+            raise ValueError(
+                f"shared latents need one set of shared networks (bases 1), not {self.bases}"
+            )
         if self.batch_pixels < 1:
             raise ValueError(f"batch_pixels must be at least 1, not {self.batch_pixels}")
 
@@ -50,7 +60,7 @@ class FittedShard:
 
     ``bases``: name → ``(K, *shape)``; ``coefficients``: module → ``(N, K)``, or None for
     plain sharing; ``grids[i]``: member i's grids, finest first (its ``zero_levels[i]``
-    finest ones zero); ``prior_log_scales``: ``(N,)``.
+    finest ones zero; with ``shared`` latents, its residual); ``prior_log_scales``: ``(N,)``.
     """
 
     template: Architecture
@@ -62,6 +72,7 @@ class FittedShard:
     lam: float
     steps: int
     seconds: float
+    shared: FittedLatents | None = None
 
     def member_parameters(self, index: int) -> dict[str, torch.Tensor]:
         """Float network parameters of member ``index``."""
@@ -93,6 +104,7 @@ def fit_shard(
     time_limit: float | None = None,
     seed: int = 0,
     warm_bases: dict[str, torch.Tensor] | None = None,
+    warm_latents: list[torch.Tensor] | None = None,
     on_status: Callable[[TrainingStatus], None] | None = None,
     status_every: int = 10,
 ) -> FittedShard:
@@ -100,7 +112,8 @@ def fit_shard(
     member i with its ``zero_levels[i]`` finest grids held at zero.
 
     ``warm_bases`` (name → ``(K, *shape)``) start the bases from an earlier shard's and run
-    ``settings.warm_fraction`` of the schedule.
+    ``settings.warm_fraction`` of the schedule; ``warm_latents`` (grids, finest first) start
+    the shared latents, where ``settings`` asks for them.
     """
     torch_device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
@@ -119,6 +132,13 @@ def fit_shard(
         networks = SharedNetworks(template, {n: v[0] for n, v in bases.items()}, torch_device)
     else:
         networks = MixedNetworks(template, bases, torch_device)
+    shared = None
+    if settings.shared_latents:
+        sizes = {image.shape[:2] for image in images}
+        if len(sizes) > 1:
+            raise ValueError("shared latents need members of one size")
+        arch = member_arch(template, *images[0].shape[:2])
+        shared = SharedLatents(arch, min(zero_levels), torch_device, warm_latents)
     run = train(
         groups,
         networks,
@@ -126,16 +146,26 @@ def fit_shard(
         lam,
         network_learning_rate=rate,
         time_limit=time_limit,
-        schedule_fraction=1.0 if warm_bases is None else settings.warm_fraction,
+        schedule_fraction=_schedule_fraction(settings, warm_bases, shared, warm_latents),
         on_status=on_status,
         status_every=status_every,
+        shared_latents=shared,
     )
     trained = (
         {name: value.detach()[None] for name, value in networks.params.items()}
         if k == 1
         else {name: value.detach() for name, value in networks.bases.items()}
     )
-    return _fitted(template, trained, groups, zero_levels, lam, run.steps, run.seconds)
+    fitted = _fitted(template, trained, groups, zero_levels, lam, run.steps, run.seconds)
+    return replace(fitted, shared=None if shared is None else shared.fitted())
+
+
+def _schedule_fraction(settings: ShardSettings, warm_bases, shared, warm_latents) -> float:
+    if warm_bases is None:
+        return 1.0
+    if shared is not None and warm_latents is not None:
+        return settings.latents_warm_fraction
+    return settings.warm_fraction
 
 
 def _fitted(template, bases, groups, zero_levels, lam, steps, seconds) -> FittedShard:

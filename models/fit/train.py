@@ -46,7 +46,11 @@ from inrstore.models.fit.image_model import (
 from inrstore.models.fit.network_source import NetworkSource, SharedNetworks
 from inrstore.models.fit.presets import Preset
 from inrstore.models.fit.rounding import noisy_soft_round, straight_through_round
+from inrstore.models.fit.shared_latents import SharedLatents
 from inrstore.models.fit.warm_start import warm_start_parameters
+
+LATENT_BOUND = 60.0
+"""Trained latents are clamped to ±this after every step."""
 
 
 @dataclass(frozen=True)
@@ -127,14 +131,17 @@ class MemberGroup:
             self.targets.append(_half_batch(self.targets[-1]))
         return self.targets[coarser]
 
-    def loss(self, params, batched: bool, grids, coarser: int, finest: int):
+    def loss(self, params, batched: bool, grids, coarser: int, finest: int, shared=()):
         """Per member ``(MSE (count,), latent bits (count,))`` of the grids ``finest`` and
         up at scale 2**-coarser; ``params`` per member ``(count, *shape)`` when ``batched``,
-        one set for all otherwise."""
+        one set for all otherwise. ``shared``: grids (every level, ``(h_l, w_l)``) added to
+        each member's before the synthesis (:mod:`~inrstore.models.fit.shared_latents`)."""
         key = (coarser, finest, batched)
         if key not in self._losses:
             self._losses[key] = _batched_loss(self.model, coarser, finest, batched)
-        return self._losses[key](params, tuple(grids), self.priors, self.target(coarser))
+        return self._losses[key](
+            params, tuple(grids), self.priors, self.target(coarser), tuple(shared)
+        )
 
     def fitted_grids(self, position: int) -> list[torch.Tensor]:
         """Member ``position``'s grids, finest first, on the CPU."""
@@ -146,19 +153,21 @@ def _half_batch(targets: torch.Tensor) -> torch.Tensor:
 
 
 def _batched_loss(model: ImageModel, coarser: int, finest: int, batched: bool) -> Callable:
-    def one(params, grids, prior, target):
-        error = torch.mean((model.reconstruct(params, list(grids), coarser) - target) ** 2)
+    def one(params, grids, prior, target, shared):
+        seen = [grid + add for grid, add in zip(grids, shared, strict=True)] if shared else grids
+        error = torch.mean((model.reconstruct(params, list(seen), coarser) - target) ** 2)
         return error, model.latent_bits(params, list(grids), prior, finest)
 
-    def single(params, grids, priors, targets):
+    def single(params, grids, priors, targets, shared):
         own = {name: value[0] for name, value in params.items()} if batched else params
-        error, bits = one(own, [grid[0] for grid in grids], priors[0], targets[0])
+        error, bits = one(own, [grid[0] for grid in grids], priors[0], targets[0], shared)
         return error[None], bits[None]
 
-    def many(params, grids, priors, targets):
+    def many(params, grids, priors, targets, shared):
         if grids[0].shape[0] == 1:
-            return single(params, grids, priors, targets)
-        return vmap(one, in_dims=(0 if batched else None, 0, 0, 0))(params, grids, priors, targets)
+            return single(params, grids, priors, targets, shared)
+        dims = (0 if batched else None, 0, 0, 0, None)
+        return vmap(one, in_dims=dims)(params, grids, priors, targets, shared)
 
     return many
 
@@ -182,11 +191,18 @@ def train(
     schedule_fraction: float = 1.0,
     on_status: Callable[[TrainingStatus], None] | None = None,
     status_every: int = 10,
+    shared_latents: SharedLatents | None = None,
 ) -> TrainingRun:
     """Train ``groups`` and ``networks`` in place for ``iterations × len(groups)`` steps
     (times ``schedule_fraction``) or ``time_limit`` seconds (times ``schedule_fraction``),
-    whichever ends first."""
-    shared = torch.optim.Adam([{"params": networks.tensors(), "base": network_learning_rate}])
+    whichever ends first. ``shared_latents`` (members of one size, one set of networks) are
+    added to every member's grids and trained with the networks, their bits in the rate."""
+    shared_groups = [{"params": networks.tensors(), "base": network_learning_rate}]
+    if shared_latents is not None:
+        shared_groups += shared_latents.parameter_groups(
+            network_learning_rate, preset.latent_learning_rate
+        )
+    shared = torch.optim.Adam(shared_groups)
     optimizers = [
         torch.optim.Adam(
             [
@@ -219,12 +235,17 @@ def train(
             for level, grid in enumerate(group.zeros + group.grids)
         ]
         params, batched = networks.for_group(group)
-        errors, bits = group.loss(params, batched, quantized, coarser, finest)
+        added = () if shared_latents is None else shared_latents.quantized(step.quantize)
+        errors, bits = group.loss(params, batched, quantized, coarser, finest, added)
         target = group.target(coarser)
         scale_pixels = target.shape[0] * target.shape[2] * target.shape[3]
         rate = bits.sum() / scale_pixels
         if preset.network_rate_in_loss:
             rate = rate + networks.bits() / all_pixels
+        if shared_latents is not None:
+            # Their bits per pixel of all members at this step's scale.
+            scale_all = all_pixels * scale_pixels / group.pixels
+            rate = rate + shared_latents.bits(params, added, coarser) / scale_all
         loss = errors.mean() + lam * rate
         shared.zero_grad(set_to_none=True)
         optimizer.zero_grad(set_to_none=True)
@@ -234,7 +255,9 @@ def train(
         optimizer.step()
         with torch.no_grad():
             for grid in group.grids:
-                grid.clamp_(-60.0, 60.0)
+                grid.clamp_(-LATENT_BOUND, LATENT_BOUND)
+        if shared_latents is not None:
+            shared_latents.clamp_(LATENT_BOUND)
         step_index += 1
         elapsed = time.perf_counter() - start
         progress = step_index / steps

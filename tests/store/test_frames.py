@@ -99,3 +99,40 @@ def test_a_format_2_store_gains_the_frame_tables_when_opened_for_writing(
         assert store.verify(quick=True) == []
     with Store.open(copy, readonly=True) as store:
         assert store.frames.stats()["frames_staged"] == 1
+
+
+def test_shared_latents_split_a_batch_by_size_and_warm_start_from_the_same_source(
+    tmp_path: Path, frames, monkeypatch
+) -> None:
+    """With shared latents a source's batch becomes one shard per frame size, and each
+    shard starts from the latest shard of its own source, not another camera's."""
+    import io
+
+    from PIL import Image
+
+    from inrstore.store import encoding
+
+    small = io.BytesIO()
+    Image.open(io.BytesIO(frames[5])).crop((0, 0, 24, 32)).save(small, format="PNG")
+    warm_starts = []
+    real = encoding.encode_shard
+
+    def spy(*args, warm_start=None, **kwargs):
+        warm_starts.append(warm_start)
+        return real(*args, warm_start=warm_start, **kwargs)
+
+    monkeypatch.setattr(encoding, "encode_shard", spy)
+    with Store.open(tmp_path / "store", create=True) as store:
+        gate = [store.frames.stage(d, "gate", captured_at=i).id for i, d in enumerate(frames[:2])]
+        yard = [store.frames.stage(d, "yard", captured_at=i).id for i, d in enumerate(frames[2:4])]
+        odd = store.frames.stage(small.getvalue(), "gate", captured_at=9).id
+        assert store.add_staged([*gate, odd], preset=QUICK, sharing="latents") == [*gate, odd]
+        with store._env.read() as txn:
+            first, second = store._header(txn, 1), store._header(txn, 2)
+        assert store.stats().shards == 2 and warm_starts == [None, first]
+        assert store.add_staged(yard, preset=QUICK, sharing="latents") == yard
+        assert warm_starts[2] is None  # no earlier shard of this source
+        later = store.frames.stage(frames[4], "gate", captured_at=20).id
+        store.add_staged([later], preset=QUICK, sharing="latents")
+        assert warm_starts[3] == second
+        assert store.latest_header("nowhere") is None and store.verify() == []

@@ -26,7 +26,7 @@ from inrstore.store import (
     StoreVersionError,
     UnknownIdError,
 )
-from inrstore.store.archive import PIXELS_DIFFER
+from inrstore.store.archive import PIXELS_DIFFER, MemberInfo
 from inrstore.store.records import pack_member, unpack_member
 
 from .conftest import QUICK
@@ -308,3 +308,30 @@ def test_add_with_best_like_settings_stores_members_that_declare_them(
         assert [s.networks for s in store.shards()] == ["2 shared bases", "own networks"]
     for arch in (small.template, read_header(member).arch):
         assert arch.arm_context == 24 and arch.prefilter and arch.synthesis_kind == "refine"
+
+
+def test_shared_latents_group_frames_by_folder_and_size_in_scan_order(
+    tmp_path: Path, cifar_samples: Path
+) -> None:
+    """Two cameras' frames (folders), one of them with a frame of another size: one shard
+    per camera and size, members in scan order, each of one set of shared networks (with
+    shared latents where they pay)."""
+    for camera, names in (("a", ["0000", "0001", "0002"]), ("b", ["0003", "0004"])):
+        (tmp_path / "frames" / camera).mkdir(parents=True)
+        for name in names:
+            shutil.copy(cifar_samples / f"{name}.png", tmp_path / "frames" / camera)
+    small = Image.open(cifar_samples / "0005.png").crop((0, 0, 24, 32))
+    small.save(tmp_path / "frames" / "a" / "0009.png")
+    with Store.open(tmp_path / "store", create=True) as store:
+        report = store.add([tmp_path / "frames"], preset=QUICK, sharing="latents")
+        assert report.shards == 3 and not report.failures
+        shards = store.shards()
+        kinds = {"shared networks and latents", "shared networks"}
+        assert len(shards) == 3 and all(s.networks in kinds for s in shards)
+        members = [m for m in store.members() if isinstance(m, MemberInfo)]
+        names = [sorted(m.name for m in members if m.shard == s.shard) for s in shards]
+    assert names == [
+        ["a/0000.png", "a/0001.png", "a/0002.png"],
+        ["a/0009.png"],
+        ["b/0003.png", "b/0004.png"],
+    ]
