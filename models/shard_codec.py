@@ -1,5 +1,6 @@
 """The shard codec: many images, one independently decodable record each; the members
-share weight bases, or each has its own networks (a single-image bitstream).
+share weight bases (and, for frames of one camera, latent grids), or each has its own
+networks (a single-image bitstream).
 
 ``encode_shard(images) → EncodedShard(header, members)``; ``decode_member(header, member)``
 needs the shard header and that member's record only. The decode path imports no training
@@ -563,7 +564,8 @@ def describe_networks(data: bytes) -> str:
 
 
 def read_shard_header(data: bytes) -> DecodedHeader:
-    """Validate a shard header and decode its bases (none for own networks)."""
+    """Validate a shard header and decode its bases (none for own networks) and its shared
+    latents, if it has them."""
     header, section = unpack_header(data)
     if header.own_networks:
         return DecodedHeader(header, {}, header_tag(bytes(data)))
@@ -641,7 +643,9 @@ def decode_members(
     ]
 
 
-def member_latents(header: bytes | DecodedHeader, members: Sequence[bytes]) -> list[list]:
+def member_latents(
+    header: bytes | DecodedHeader, members: Sequence[bytes]
+) -> list[list[np.ndarray]]:
     """The integer grids (float64, finest first) each member's synthesis reads: its own,
     plus the shard's shared latents where it has them. Shards of shared networks only."""
     shared = header if isinstance(header, DecodedHeader) else read_shard_header(header)

@@ -5,6 +5,8 @@ Members are grouped by size and by the number of finest grids the finest-grid ru
 zero for them (:mod:`~inrstore.models.fit.finest_grid`, decided per member), each group cut
 into chunks of at most ``batch_pixels`` pixels. The bases start from the offline warm-start
 sets (:mod:`~inrstore.models.fit.warm_start`) when no earlier shard's bases are given.
+Members of one size may also share latent grids (:mod:`~inrstore.models.fit.shared_latents`),
+started from an earlier shard's when given.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ of zeroed finest grids, at most ``batch_pixels`` pixels. A group's forward pass 
 group, visiting them in turn, so that every member sees the preset's iterations and memory
 stays bounded for 1000-image shards. Each group owns its members' latents, prior scales and
 mixing coefficients and their Adam state; the networks (one set, or weight bases:
-:mod:`~inrstore.models.fit.network_source`) have one Adam state updated at every step.
+:mod:`~inrstore.models.fit.network_source`) have one Adam state updated at every step, as
+have a shard's shared latents (:mod:`~inrstore.models.fit.shared_latents`), whose bits join
+the rate like the networks'.
 
 Training may start at coarser scales (:attr:`Preset.coarse_phases`): at scale 2**-n the
 target is the image with its 2×2 blocks averaged n times, the model uses the grids from

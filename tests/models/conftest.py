@@ -64,3 +64,14 @@ def mixed_bitstream(sample_pixels: np.ndarray) -> bytes:
 def either_bitstream(request: pytest.FixtureRequest) -> bytes:
     """Each synthesis kind's bitstream in turn."""
     return request.getfixturevalue(request.param)
+
+
+def assert_scale_two_and_crop(header, member: bytes) -> None:
+    """A 24×40 shard member decodes to 48×80 at scale 2, and a crop to the matching block."""
+    from inrstore.models.render import Crop
+    from inrstore.models.shard_codec import decode_member
+
+    full = decode_member(header, member, scale=2.0)
+    assert full.shape == (48, 80, 3)
+    block = decode_member(header, member, scale=2.0, crop=Crop(10, 4, 16, 12))
+    assert np.array_equal(block, full[8:32, 20:52])

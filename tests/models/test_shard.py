@@ -31,11 +31,10 @@ from inrstore.models.bitstream.shard_format import (
 from inrstore.models.core.mixture import mix_integers
 from inrstore.models.core.quantized import QuantizedModule
 from inrstore.models.metrics import psnr
-from inrstore.models.render import Crop
 from inrstore.models.shard_codec import decode_member, encode_shard, read_shard_header
 from tests.conftest import SAMPLES
 
-from .conftest import TINY_PRESET
+from .conftest import TINY_PRESET, assert_scale_two_and_crop
 
 SHARD_PRESET = replace(TINY_PRESET, iterations=80)
 
@@ -76,12 +75,7 @@ def test_plain_sharing_stores_no_coefficients_and_k_n_stores_k_each(shard, image
 
 
 def test_member_decodes_at_any_scale_and_crop(shard) -> None:
-    header = read_shard_header(shard.header)
-    member = shard.members[2]
-    full = decode_member(header, member, scale=2.0)
-    assert full.shape == (48, 80, 3)
-    block = decode_member(header, member, scale=2.0, crop=Crop(10, 4, 16, 12))
-    assert np.array_equal(block, full[8:32, 20:52])
+    assert_scale_two_and_crop(read_shard_header(shard.header), shard.members[2])
 
 
 def test_a_member_refuses_another_shards_header(shard, images) -> None:

@@ -21,7 +21,6 @@ from inrstore.models.core.architecture import image_architecture
 from inrstore.models.fit.shard_quantization import quantize_shard
 from inrstore.models.fit.shard_train import ShardSettings, fit_shard
 from inrstore.models.metrics import psnr
-from inrstore.models.render import Crop
 from inrstore.models.shard_codec import (
     decode_member,
     decode_members,
@@ -33,7 +32,7 @@ from inrstore.models.shard_codec import (
 )
 from tests.conftest import SAMPLES
 
-from .conftest import TINY_PRESET
+from .conftest import TINY_PRESET, assert_scale_two_and_crop
 
 PRESET = replace(TINY_PRESET, iterations=80)
 
@@ -91,12 +90,7 @@ def test_a_shard_with_shared_latents_decodes_each_member_alone_and_together(shar
 
 
 def test_shared_latents_decode_at_scale_two_and_in_crops(shard) -> None:
-    header = read_shard_header(shard.header)
-    member = shard.members[1]
-    full = decode_member(header, member, scale=2.0)
-    assert full.shape == (48, 80, 3)
-    block = decode_member(header, member, scale=2.0, crop=Crop(10, 4, 16, 12))
-    assert np.array_equal(block, full[8:32, 20:52])
+    assert_scale_two_and_crop(read_shard_header(shard.header), shard.members[1])
 
 
 def test_shards_without_shared_latents_stay_version_two(frames) -> None:
