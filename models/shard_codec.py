@@ -359,10 +359,11 @@ def encode_shared_seed(job: EncodeJob, seed: int, on_status: Callable | None = N
     settings = ShardSettings(
         bases=job.bases, batch_pixels=job.batch_pixels, shared_latents=job.shared_latents
     )
-    warm = _warm_bases(job.warm_start, template, settings.bases)
+    earlier = None if job.warm_start is None else read_shard_header(job.warm_start)
+    warm = _warm_bases(earlier, template, settings.bases)
     warm_latents = None
     if warm is not None and job.shared_latents:
-        warm_latents = _warm_latents(job.warm_start, pixels[0].shape[:2])
+        warm_latents = _warm_latents(earlier, pixels[0].shape[:2])
     fitted = fit_shard(
         pixels,
         template,
@@ -434,13 +435,10 @@ def unpack_shard(data: bytes) -> EncodedShard:
 
 
 def _warm_bases(
-    warm_start: bytes | None, template: Architecture, bases: int
+    earlier: DecodedHeader | None, template: Architecture, bases: int
 ) -> dict[str, torch.Tensor] | None:
     """Float bases ``(K, *shape)`` of an earlier header whose networks match, else None."""
-    if warm_start is None:
-        return None
-    earlier = read_shard_header(warm_start)
-    if earlier.header.template != template or earlier.header.bases != bases:
+    if earlier is None or earlier.header.template != template or earlier.header.bases != bases:
         return None
     result: dict[str, torch.Tensor] = {}
     for module in earlier.bases.values():
@@ -448,9 +446,8 @@ def _warm_bases(
     return result
 
 
-def _warm_latents(warm_start: bytes, size: tuple[int, int]) -> list[torch.Tensor] | None:
+def _warm_latents(earlier: DecodedHeader, size: tuple[int, int]) -> list[torch.Tensor] | None:
     """The shared latents of an earlier header whose members have ``size``, else None."""
-    earlier = read_shard_header(warm_start)
     grids = earlier.shared_grids
     if grids is None or grids[0].shape != size:
         return None
@@ -480,7 +477,7 @@ def write_shard(shard: QuantizedShard) -> tuple[bytes, list[bytes]]:
     (the same pixels, nothing shared): the fewer bytes of the two are kept, so shared latents
     stay only where they pay."""
     coded = _write_shard(shard)
-    folded = None if shard.shared is None else shard.folded()
+    folded = shard.folded()
     if folded is not None:
         alone = _write_shard(folded)
         if _total_bytes(alone) < _total_bytes(coded):

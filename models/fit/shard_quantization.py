@@ -27,6 +27,7 @@ from inrstore.models.entropy.laplace import LATENT_MAX, LATENT_MIN, log_scale_in
 from inrstore.models.fit.image_model import ImageModel, to_unit
 from inrstore.models.fit.network_quantization import module_bits, quantize_modules, round_latents
 from inrstore.models.fit.shard_train import FittedShard, member_arch
+from inrstore.models.fit.shared_latents import with_shared
 
 COEFFICIENT_EXPONENTS = range(2, 13)
 SEARCH_COEFFICIENT_EXPONENT = 12
@@ -58,12 +59,11 @@ class QuantizedShard:
 
     def folded(self) -> QuantizedShard | None:
         """The shard with its shared latents added to every member's grids (the same
-        pixels, nothing shared), or None where a sum leaves the symbol range."""
-        assert self.shared is not None
-        grids = [
-            [own + common for own, common in zip(member, self.shared.grids, strict=True)]
-            for member in self.grids
-        ]
+        pixels, nothing shared); None without shared latents or where a sum leaves the
+        symbol range."""
+        if self.shared is None:
+            return None
+        grids = [with_shared(member, self.shared.grids) for member in self.grids]
         if any(g.min() < LATENT_MIN or g.max() > LATENT_MAX for member in grids for g in member):
             return None
         return replace(self, grids=grids, shared=None)
@@ -113,9 +113,7 @@ class _Sample:
         if module in DISTORTION_MODULES:
             if self.target is None:
                 return 0.0
-            seen = self.grids
-            if self.shared:
-                seen = [own + add for own, add in zip(self.grids, self.shared, strict=True)]
+            seen = with_shared(self.grids, self.shared)
             error = torch.mean((self.model.reconstruct(params, seen) - self.target) ** 2)
             return float(error) * self.target.shape[1] * self.target.shape[2]
         return lam * float(self.model.latent_bits(params, self.grids, self.prior, self.zero_levels))

@@ -19,6 +19,15 @@ from inrstore.models.core.architecture import Architecture
 from inrstore.models.fit.image_model import ImageModel
 
 
+def with_shared(own: list, shared) -> list:
+    """A member's grids (finest first, tensors or arrays) as its synthesis reads them: with
+    the shared latents ``shared`` (every level) added, or as they are when ``shared`` is
+    empty."""
+    if not shared:
+        return own
+    return [mine + common for mine, common in zip(own, shared, strict=True)]
+
+
 @dataclass
 class FittedLatents:
     """Trained (not yet quantized) shared grids, on the CPU: ``grids`` finest first

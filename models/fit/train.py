@@ -48,7 +48,7 @@ from inrstore.models.fit.image_model import (
 from inrstore.models.fit.network_source import NetworkSource, SharedNetworks
 from inrstore.models.fit.presets import Preset
 from inrstore.models.fit.rounding import noisy_soft_round, straight_through_round
-from inrstore.models.fit.shared_latents import SharedLatents
+from inrstore.models.fit.shared_latents import SharedLatents, with_shared
 from inrstore.models.fit.warm_start import warm_start_parameters
 
 LATENT_BOUND = 60.0
@@ -156,8 +156,8 @@ def _half_batch(targets: torch.Tensor) -> torch.Tensor:
 
 def _batched_loss(model: ImageModel, coarser: int, finest: int, batched: bool) -> Callable:
     def one(params, grids, prior, target, shared):
-        seen = [grid + add for grid, add in zip(grids, shared, strict=True)] if shared else grids
-        error = torch.mean((model.reconstruct(params, list(seen), coarser) - target) ** 2)
+        seen = with_shared(list(grids), shared)
+        error = torch.mean((model.reconstruct(params, seen, coarser) - target) ** 2)
         return error, model.latent_bits(params, list(grids), prior, finest)
 
     def single(params, grids, priors, targets, shared):
