@@ -481,8 +481,8 @@ class Store:
         progress = _AddCounter(notify, len(pending), len(shards))
 
         def job(shard: list[PendingImage]) -> ShardJob:
-            if warm_start and sharing == "latents":  # a camera's frames start from its own
-                return ShardJob(shard, settings, self.latest_header(folder_of(shard[0].name)))
+            if warm_start and sharing == "latents":
+                return ShardJob(shard, settings, self._warm_header(shard, sharing))
             return ShardJob(shard, settings, warm)
 
         def commit(number: int, encoded: EncodedRecords) -> None:
@@ -552,7 +552,8 @@ class Store:
         warm_start: bool = True,
         on_status: Callable | None = None,
     ) -> list[str]:
-        """Encode staged frames as one shard (with ``sharing="latents"``, one per frame
+        """Encode staged frames as one shard per class of :func:`~inrstore.store.sharding.
+        shard_class` (small and large frames apart; with ``sharing="latents"``, one per frame
         size) and commit each in one transaction that also removes them from staging (a frame
         deleted meanwhile is left out); returns the ids stored. With ``sharing="latents"`` a
         shard starts from the latest shard of the same source."""
@@ -566,20 +567,18 @@ class Store:
             pending.append(PendingImage(Path(name), name, hex_id, info.height, info.width,
                                         info.channels, len(data), None, data))  # fmt: skip
         settings = EncodeSettings(preset, quality, bases, device, sharing)
-        parts = [pending]
-        if sharing == "latents":
-            sizes: dict[tuple, list[PendingImage]] = {}
-            for item in pending:
-                sizes.setdefault((item.height, item.width, item.channels), []).append(item)
-            parts = list(sizes.values())
+        classes = [shard_class(p.name, p.height, p.width, p.channels, sharing) for p in pending]
         stored = []
-        for part in parts:
-            warm = None
-            if warm_start:
-                warm = self.latest_header(folder_of(part[0].name) if sharing == "latents" else None)
+        for part in group_into_shards(pending, classes, max(1, len(pending))):
+            warm = self._warm_header(part, sharing) if warm_start else None
             encoded = encode_job(ShardJob(part, settings, warm), on_status)
             stored += self._commit(encoded, preset, quality, unstage=True)
         return stored
+
+    def _warm_header(self, shard: list[PendingImage], sharing: str) -> bytes | None:
+        """What a new shard starts from: the latest shard's header, or with shared latents
+        the latest of its own folder's (a camera's frames start from that camera's)."""
+        return self.latest_header(folder_of(shard[0].name) if sharing == "latents" else None)
 
     def _commit(
         self, encoded: EncodedRecords, preset: object, quality: float, *, unstage: bool = False
