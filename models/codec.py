@@ -5,7 +5,7 @@ The decode path imports no training code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,7 +28,8 @@ from inrstore.models.bitstream.parameters import (
     scale_code,
 )
 from inrstore.models.core.architecture import Architecture
-from inrstore.models.core.quantized import QuantizedModule, entropy_layers
+from inrstore.models.core.mlp import Params
+from inrstore.models.core.quantized import QuantizedModule, dequantize, entropy_layers
 from inrstore.models.entropy.coding import (
     CodingError,
     FixedEntropyModel,
@@ -36,7 +37,7 @@ from inrstore.models.entropy.coding import (
     encode_latents,
 )
 from inrstore.models.metrics import bpp, mse
-from inrstore.models.render import Crop, check_decode_memory, render
+from inrstore.models.render import RENDER_BLOCK, Crop, check_decode_memory, output_size, render
 
 if TYPE_CHECKING:
     from inrstore.models.fit.candidates import EncodeJob
@@ -263,13 +264,53 @@ def render_decoded(
 ) -> np.ndarray:
     """Pixels of decoded networks and grids at ``scale``, optionally inside ``crop``."""
     float_grids = [torch.from_numpy(grid.astype(np.float32)) for grid in grids]
-    params = {
+    return render(arch, _rendering_params(modules), float_grids, scale, crop)
+
+
+def render_members(
+    arch: Architecture,
+    modules: Sequence[dict[str, QuantizedModule]],
+    grids: Sequence[list[np.ndarray]],
+    scale: float,
+    crop: Crop | None,
+) -> list[np.ndarray]:
+    """:func:`render_decoded` of several members of ``arch``, in order. Members whose output
+    is below :data:`~inrstore.models.render.RENDER_BLOCK` pixels render together, that many
+    pixels at a time (one band), each bit for bit as alone; larger members one by one. The
+    members' modules share their step exponents (one shard's)."""
+    rows, cols = output_size(arch, scale)
+    together = max(1, RENDER_BLOCK // (rows * cols))
+    images: list[np.ndarray] = []
+    for start in range(0, len(grids), together):
+        chunk = range(start, min(len(grids), start + together))
+        if len(chunk) == 1:
+            images.append(render_decoded(arch, modules[start], grids[start], scale, crop))
+            continue
+        stacked = {
+            name: dequantize(
+                torch.stack([modules[i][module].integers[name] for i in chunk]),
+                modules[start][module].exponent_of(name),
+            )
+            for module in RENDERING_MODULES
+            if module in modules[start]
+            for name in modules[start][module].integers
+        }
+        float_grids = [
+            torch.from_numpy(np.stack([grids[i][level] for i in chunk]).astype(np.float32))
+            for level in range(len(grids[start]))
+        ]
+        images.extend(render(arch, stacked, float_grids, scale, crop))
+    return images
+
+
+def _rendering_params(modules: dict[str, QuantizedModule]) -> Params:
+    """The float parameters the rendering reads: the synthesis's and the pre-filters'."""
+    return {
         name: value
         for module in RENDERING_MODULES
         if module in modules
         for name, value in modules[module].dequantized().items()
     }
-    return render(arch, params, float_grids, scale, crop)
 
 
 def decode_image(data: bytes, scale: float = 1.0, crop: Crop | None = None) -> np.ndarray:

@@ -67,6 +67,8 @@ def render(
     """``uint8 (rows, cols, C)``: the image at ``scale``, or the part of it inside ``crop``.
 
     ``params``: the synthesis's parameters and the grids' pre-filters where ``arch`` has them.
+    A batch of members of ``arch`` renders together, each bit for bit as
+    alone: ``grids`` ``(B, h_l, w_l)``, ``params`` stacked, ``uint8 (B, rows, cols, C)``.
 
     A crop returns exactly the matching block of the full rendering (up to float rounding):
     it is computed with the synthesis's margin (a pixel per 3×3 convolution,
@@ -99,7 +101,8 @@ def render(
     row_centres = pixel_centres(top, bottom - top, row_ratio)
     col_centres = pixel_centres(left, right - left, col_ratio)
     band = max(1, RENDER_BLOCK // (right - left))
-    output = np.empty((rows, cols, arch.channels), np.uint8)
+    batch = grids[0].shape[:-2]
+    output = np.empty((*batch, rows, cols, arch.channels), np.uint8)
     with torch.no_grad():
         sampler = GridSampler(grids, row_centres, col_centres, params)
         for start in range(row0, row0 + rows, band):
@@ -107,9 +110,9 @@ def render(
             first, last = max(top, start - margin), min(bottom, stop + margin)
             latents = sampler.rows(first - top, last - top)
             image = synthesize(arch.synthesis, params, latents)
-            block = image[:, start - first : stop - first, col0 - left : col0 - left + cols]
-            pixels = (block.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
-            output[start - row0 : stop - row0] = pixels.numpy()
+            block = image[..., start - first : stop - first, col0 - left : col0 - left + cols]
+            pixels = (block.clamp(0, 1) * 255).round().to(torch.uint8).movedim(-3, -1)
+            output[..., start - row0 : stop - row0, :, :] = pixels.numpy()
     return output
 
 

@@ -51,7 +51,7 @@ from inrstore.models.codec import (
     decode_image,
     encode_image,
     fixed_entropy_model,
-    render_decoded,
+    render_members,
 )
 from inrstore.models.core.architecture import Architecture, levels_for
 from inrstore.models.core.mixture import member_modules, members_modules
@@ -634,10 +634,17 @@ def decode_members(
     if shared.header.own_networks:
         return [decode_image(member, scale, crop) for member in members]
     parsed, modules, grids = _decode_latents(shared, members, scale)
-    return [
-        render_decoded(member.arch, own_modules, member_grids, scale, crop)
-        for member, own_modules, member_grids in zip(parsed, modules, grids, strict=True)
-    ]
+    by_size: dict[Architecture, list[int]] = {}
+    for index, member in enumerate(parsed):
+        by_size.setdefault(member.arch, []).append(index)
+    images: list = [None] * len(parsed)
+    for arch, indices in by_size.items():
+        rendered = render_members(
+            arch, [modules[i] for i in indices], [grids[i] for i in indices], scale, crop
+        )
+        for index, image in zip(indices, rendered, strict=True):
+            images[index] = image
+    return images
 
 
 def member_latents(

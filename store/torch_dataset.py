@@ -10,6 +10,7 @@ fork or a pickle).
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from inrstore.store.archive import MemberInfo, Store
+from inrstore.store.errors import CorruptRecordError
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -82,7 +84,8 @@ class ShardStream(_StoreReader, IterableDataset):
     """The members of a store as a stream of ``(image, label)`` (as :class:`StoreDataset`'s),
     read shard by shard: each epoch shuffles the shards, deals them to the DataLoader's
     workers in turn, decodes ``window`` shards at a time (:meth:`Store.get_many`) and yields
-    their members shuffled together. Every member comes once per epoch.
+    their members shuffled together. Every member comes once per epoch; a damaged one is
+    skipped with a ``RuntimeWarning`` that names it.
 
     Args:
         store, ids, scale, transform: as :class:`StoreDataset`'s.
@@ -125,9 +128,26 @@ class ShardStream(_StoreReader, IterableDataset):
             order = order[worker.id :: worker.num_workers]
         for start in range(0, len(order), self.window):
             indices = [i for shard in order[start : start + self.window] for i in members[shard]]
-            decoded = self._opened().get_many([self.ids[i] for i in indices], self.scale)
-            items = list(zip(indices, decoded, strict=True))
+            items = self._decoded(indices)
             if self.shuffle:
                 rng.shuffle(items)
             for index, pixels in items:
                 yield self._item(pixels, index)
+
+    def _decoded(self, indices: list[int]) -> list[tuple[int, np.ndarray]]:
+        """``(index, pixels)`` of the members at ``indices``, decoded together; where one is
+        damaged, each alone, and a damaged one skipped with a ``RuntimeWarning`` naming it
+        (an iterable dataset that raised would end the epoch)."""
+        store = self._opened()
+        try:
+            decoded = store.get_many([self.ids[i] for i in indices], self.scale)
+            return list(zip(indices, decoded, strict=True))
+        except CorruptRecordError:
+            pass
+        items = []
+        for index in indices:
+            try:
+                items.append((index, store.get(self.ids[index], self.scale)))
+            except CorruptRecordError as err:
+                warnings.warn(f"skipped a damaged member: {err}", RuntimeWarning, stacklevel=3)
+        return items

@@ -34,6 +34,7 @@ all have the ``mixed`` one. Earlier bitstreams decode unchanged; nothing needs m
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, fields
 
@@ -139,7 +140,7 @@ class ImageHeader:
     """The format version (written: always :data:`FORMAT_VERSION`)."""
 
     @property
-    def modules(self) -> list[str]:
+    def modules(self) -> tuple[str, ...]:
         """Names of the modules the bitstream codes."""
         return present_modules(self.arch)
 
@@ -163,8 +164,11 @@ def check_zero_flags(zero_flags: int, arch: Architecture) -> None:
         raise BitstreamError("zero flags name grids that do not exist")
 
 
-def present_modules(arch: Architecture) -> list[str]:
-    return [name for name in MODULE_ORDER if name in arch.modules()]
+@functools.cache
+def present_modules(arch: Architecture) -> tuple[str, ...]:
+    """The modules ``arch`` has, in the bitstream's order."""
+    modules = arch.modules()
+    return tuple(name for name in MODULE_ORDER if name in modules)
 
 
 def pack_image(header: ImageHeader, parameters: bytes, latents: bytes) -> bytes:

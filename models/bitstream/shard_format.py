@@ -1,5 +1,5 @@
 """Byte formats of a shard: one shard header (version 3 when the members share latents,
-else version 2; version 1 is still read), one record per member (version 3; versions 1 and 2
+else version 2; version 1 is still read), one record per member (version 4; versions 1 to 3
 are still read).
 
 Shard header version 2, big-endian::
@@ -84,7 +84,7 @@ SHARED_LATENTS_VERSION = 3
 """The first header version that may carry shared latents; shards without them are
 written as version 2."""
 HEADER_OLDEST_VERSION = 1
-MEMBER_VERSION = 3
+MEMBER_VERSION = 4
 MEMBER_OLDEST_VERSION = 1
 MAX_BASES = 4096
 MAX_BASIS_INTEGERS = 1 << 22

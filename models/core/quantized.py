@@ -76,9 +76,14 @@ class QuantizedModule:
     def dequantized(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
         """Float32 parameters ``integer × 2**-exponent`` (each tensor's own exponent)."""
         return {
-            name: (value.double() * 2.0 ** -self.exponent_of(name)).float().to(device)
+            name: dequantize(value, self.exponent_of(name)).to(device)
             for name, value in self.integers.items()
         }
+
+
+def dequantize(integers: torch.Tensor, exponent: int) -> torch.Tensor:
+    """Float32 ``integers × 2**-exponent`` (exact in float64, then rounded once)."""
+    return (integers.double() * 2.0**-exponent).float()
 
 
 def _rounded(values: torch.Tensor, deadzone: float) -> torch.Tensor:

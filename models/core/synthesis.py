@@ -73,14 +73,15 @@ class MixedSynthesis:
         return 1 / fan_in**0.5
 
     def forward(self, params: Params, flat: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
-        """``flat``: the dense latents ``(L, rows·cols)`` → ``(channels, rows, cols)``."""
+        """``flat``: the dense latents ``(L, rows·cols)`` → ``(channels, rows, cols)``, or a
+        batch (see :func:`synthesize`)."""
         features = torch.relu(mlp_forward(self.head, params, HEAD_PREFIX, flat))
-        planes = features.reshape(1, self.features, rows, cols)
-        conv = F.conv2d(planes, params[PREFIX + "conv.w"], params[PREFIX + "conv.b"], padding=1)
-        features = (planes + torch.relu(conv)).reshape(self.features, rows * cols)
-        tail_input = torch.cat([features, flat], dim=0)
+        planes = features.reshape(-1, self.features, rows, cols)
+        conv = _convolve(planes, params[PREFIX + "conv.w"], params[PREFIX + "conv.b"])
+        features = (planes + torch.relu(conv)).reshape(features.shape)
+        tail_input = torch.cat([features, flat], dim=-2)
         return mlp_forward(self.tail, params, PREFIX + "tail.", tail_input).reshape(
-            self.channels, rows, cols
+            *flat.shape[:-2], self.channels, rows, cols
         )
 
 
@@ -125,15 +126,30 @@ class RefineSynthesis:
         return 1 / fan_in**0.5 / shape[1] ** 2 if len(shape) == 2 else 0.0
 
     def forward(self, params: Params, flat: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
-        """``flat``: the dense latents ``(L, rows·cols)`` → ``(channels, rows, cols)``."""
+        """``flat``: the dense latents ``(L, rows·cols)`` → ``(channels, rows, cols)``, or a
+        batch (see :func:`synthesize`)."""
         output = mlp_forward(self.head, params, HEAD_PREFIX, flat)
-        planes = output.reshape(1, self.channels, rows, cols)
+        planes = output.reshape(-1, self.channels, rows, cols)
         for layer in range(self.LAYERS):
             weight, bias = self.conv_names(layer)
-            planes = planes + F.conv2d(planes, params[weight], params[bias], padding=1)
+            planes = planes + _convolve(planes, params[weight], params[bias])
             if layer < self.LAYERS - 1:
                 planes = torch.relu(planes)
-        return planes[0]
+        return planes.reshape(*flat.shape[:-2], self.channels, rows, cols)
+
+
+def _convolve(planes: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Zero-padded 3×3 convolution of ``planes`` ``(B, in, R, C)``. Stacked weights ``(B, out,
+    in, 3, 3)`` (a batch of members) convolve each member with its own, one at a time: a
+    batched convolution may round differently from a member's own."""
+    if weight.dim() == 4:
+        return F.conv2d(planes, weight, bias, padding=1)
+    return torch.cat(
+        [
+            F.conv2d(member[None], own_weight, own_bias, padding=1)
+            for member, own_weight, own_bias in zip(planes, weight, bias, strict=True)
+        ]
+    )
 
 
 SynthesisShape = MixedSynthesis | RefineSynthesis
@@ -142,10 +158,12 @@ SYNTHESIS_KINDS = ("mixed", "refine")
 
 
 def synthesize(shape: SynthesisShape, params: Params, latents: torch.Tensor) -> torch.Tensor:
-    """``latents``: ``(L, R, C)`` → ``(channels, R, C)``; zero padding at the borders.
+    """``latents``: ``(L, R, C)`` → ``(channels, R, C)``; zero padding at the borders. A batch
+    of members, ``(B, L, R, C)`` → ``(B, channels, R, C)`` with ``params`` stacked (a leading
+    member dimension on every tensor), gives each member bit for bit its own synthesis.
 
     Channels first throughout: the per-pixel layers are ``(out, in) @ (in, R·C)`` products
     and the convolutions read the planes without a transpose.
     """
-    _, rows, cols = latents.shape
-    return shape.forward(params, latents.reshape(shape.latents, rows * cols), rows, cols)
+    *batch, _, rows, cols = latents.shape
+    return shape.forward(params, latents.reshape(*batch, shape.latents, rows * cols), rows, cols)

@@ -173,57 +173,71 @@ class GridSampler:
         col_centres: torch.Tensor,
         prefilters: dict[str, torch.Tensor] | None = None,
     ) -> None:
-        """``grids`` as for :func:`sample_grids`; ``row_centres`` ``(R,)`` are every output
-        row that :meth:`rows` may ask for, ``col_centres`` ``(C,)`` the output columns;
-        ``prefilters``: the grids' pre-filter halves by name, where the image has them (only
-        the rows read are filtered)."""
+        """``grids`` as for :func:`sample_grids`, or a batch of members' grids ``(B, h_l,
+        w_l)``; ``row_centres`` ``(R,)`` are every output row that :meth:`rows` may ask for,
+        ``col_centres`` ``(C,)`` the output columns; ``prefilters``: the grids' pre-filter
+        halves by name (stacked, ``(B, PREFILTER_HALF)``, for a batch), where the image has
+        them (only the rows read are filtered)."""
         prefilters = prefilters or {}
         self._grids: list[_SampledGrid] = []
         for level, grid in enumerate(grids):
             step = float(2**level)
             positions = row_centres / step - 0.5
-            index, weight = cubic_taps(positions, grid.shape[0])
+            index, weight = cubic_taps(positions, grid.shape[-2])
             if torch.equal(positions, positions.round()):  # taps (0, 1, 0, 0)
                 index, weight = index[1:2], None
             else:
                 weight = weight.to(grid.dtype)
             first, last = int(index.min()), int(index.max()) + 1
             half = prefilters.get(prefilter_name(level))
-            band = grid[first:last] if half is None else prefilter_rows(grid, half, first, last)
+            if half is None:
+                band = grid[..., first:last, :]
+            elif grid.dim() == 3:  # a batch: each member with its own pre-filter
+                band = torch.stack(
+                    [
+                        prefilter_rows(*member, first, last)
+                        for member in zip(grid, half, strict=True)
+                    ]
+                )
+            else:
+                band = prefilter_rows(grid, half, first, last)
             columns = _interpolate_columns(band, col_centres / step - 0.5)
             self._grids.append(_SampledGrid(columns, index - first, weight))
 
     def rows(self, start: int, stop: int) -> torch.Tensor:
-        """``(L, stop - start, C)``: the grids at output rows ``start … stop - 1``."""
+        """``(L, stop - start, C)``: the grids at output rows ``start … stop - 1`` (``(B, L,
+        stop - start, C)`` for a batch)."""
         count = stop - start
         first_grid = self._grids[0].columns
-        output = first_grid.new_empty(len(self._grids), count, first_grid.shape[1])
-        for plane, grid in zip(output, self._grids, strict=True):
+        *batch, _, cols = first_grid.shape
+        output = first_grid.new_empty(*batch, len(self._grids), count, cols)
+        for level, grid in enumerate(self._grids):
+            plane = output[..., level, :, :]
             index = grid.index[:, start:stop]
             if grid.weight is None:
-                torch.index_select(grid.columns, 0, index[0], out=plane)
+                plane.copy_(grid.columns.index_select(-2, index[0]))
                 continue
             weight = grid.weight[:, start:stop]
             first, last = int(index.min()), int(index.max()) + 1
             if last - first > count:  # downscaling: a dense matrix would cost more than taps
-                torch.mul(grid.columns.index_select(0, index[0]), weight[0, :, None], out=plane)
+                torch.mul(grid.columns.index_select(-2, index[0]), weight[0, :, None], out=plane)
                 for k in range(1, 4):
-                    plane.addcmul_(grid.columns.index_select(0, index[k]), weight[k, :, None])
+                    plane.addcmul_(grid.columns.index_select(-2, index[k]), weight[k, :, None])
                 continue
             matrix = taps_matrix(index - first, weight, last - first)
-            torch.mm(matrix, grid.columns[first:last], out=plane)
+            plane.copy_(torch.matmul(matrix, grid.columns[..., first:last, :]))
         return output
 
 
 def _interpolate_columns(grid: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Bicubic interpolation of ``grid`` ``(h, w)`` along its columns at continuous
-    ``positions`` ``(C,)``: ``(h, C)``."""
-    size = grid.shape[1]
+    """Bicubic interpolation of ``grid`` ``(..., h, w)`` along its columns at continuous
+    ``positions`` ``(C,)``: ``(..., h, C)``."""
+    size = grid.shape[-1]
     if torch.equal(positions, positions.round()):  # on the grid points: a plain gather
-        return grid.index_select(1, positions.long().clamp(0, size - 1))
+        return grid.index_select(-1, positions.long().clamp(0, size - 1))
     index, weight = cubic_taps(positions, size)
     weight = weight.to(grid.dtype)
-    return sum(weight[k] * grid.index_select(1, index[k]) for k in range(4))
+    return sum(weight[k] * grid.index_select(-1, index[k]) for k in range(4))
 
 
 def upsample_full(grids: list[torch.Tensor], height: int, width: int) -> torch.Tensor:

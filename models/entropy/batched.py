@@ -7,7 +7,8 @@ exact integer sums in float64 as :mod:`~inrstore.models.entropy.coding`, so ever
 grids are bit for bit those of a member decoded alone. Only the symbol reads are per member.
 
 Covers ARU and prior levels with :data:`~inrstore.models.entropy.coding.ANCHOR_PASS1_CODING`
-and grids of even widths; :func:`batchable` says whether a group qualifies.
+or :data:`~inrstore.models.entropy.coding.WINDOW_CODING` and grids of even widths;
+:func:`batchable` says whether a group qualifies.
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ from inrstore.models.core.mlp import FixedLayer, fixed_activation
 from inrstore.models.entropy.coding import (
     ANCHOR_PASS1_CODING,
     UNIT,
+    WINDOW_CODING,
     FixedEntropyModel,
     finest_coded,
+    read_keyed,
     read_tables,
 )
 from inrstore.models.entropy.laplace import LOG_SCALE_STEPS
+from inrstore.models.entropy.tables import table_keys
 
 
 @dataclass(frozen=True)
@@ -57,10 +61,11 @@ class StackedLayer:
 
 def batchable(arch: Architecture, coding: int) -> bool:
     """Whether :func:`read_latents_batched` decodes members of ``arch`` coded with ``coding``:
-    no ARM levels, coding :data:`ANCHOR_PASS1_CODING`, every ARU grid of even width."""
+    no ARM levels, coding :data:`ANCHOR_PASS1_CODING` or :data:`WINDOW_CODING`, every ARU
+    grid of even width."""
     shapes = arch.grid_shapes()
     return (
-        coding == ANCHOR_PASS1_CODING
+        coding in (ANCHOR_PASS1_CODING, WINDOW_CODING)
         and arch.arm_levels == 0
         and all(width % 2 == 0 for _, width in shapes[:-1])
     )
@@ -119,6 +124,17 @@ def _pass1_anchors(
     return _forward(rest, first_output) if rest else first_output
 
 
+def _read_pass(
+    decoders: Sequence, coding: int, mu: np.ndarray, log_scale: np.ndarray
+) -> list[np.ndarray]:
+    """Each member's symbols (float64) of one pass, from its fixed-point ``(μ, log σ)``, each
+    ``(B, n)``; the window coding's tables are looked up for all members at once."""
+    if coding == WINDOW_CODING:
+        base, keys = table_keys(mu, log_scale)
+        return [read_keyed(*member) for member in zip(decoders, base, keys, strict=True)]
+    return [read_tables(*member) for member in zip(decoders, mu, log_scale, strict=True)]
+
+
 def read_latents_batched(
     decoders: Sequence, models: Sequence[FixedEntropyModel], zero_flags: int, coding: int
 ) -> list[list[np.ndarray]]:
@@ -147,12 +163,12 @@ def read_latents_batched(
         flat = grids[level].reshape(count, -1)
         if level == top:
             if coded:
-                for member in range(count):
-                    flat[member] = read_tables(
-                        decoders[member],
-                        coarse_mu[member].reshape(-1),
-                        coarse_log_scale[member].reshape(-1),
-                    )
+                flat[:] = _read_pass(
+                    decoders,
+                    coding,
+                    coarse_mu.reshape(count, -1),
+                    coarse_log_scale.reshape(count, -1),
+                )
             continue
         shape = shapes[level]
         board = checkerboard(*shape)
@@ -161,8 +177,9 @@ def read_latents_batched(
             pass1[0], pass1[1:], coarse, coarse_mu, coarse_log_scale, shape, level, arch.levels
         )
         if coded:
+            symbols = _read_pass(decoders, coding, anchors[:, 0], anchors[:, 1])
             for member in range(count):
-                board.put(flat[member], "anchors", read_tables(decoders[member], *anchors[member]))
+                board.put(flat[member], "anchors", symbols[member])
         inputs = aru_pass2_inputs(
             torch.from_numpy(grids[level] * UNIT),
             torch.from_numpy(anchors),
@@ -170,8 +187,9 @@ def read_latents_batched(
         )
         others = _forward(pass2, inputs.numpy())
         if coded:
+            symbols = _read_pass(decoders, coding, others[:, 0], others[:, 1])
             for member in range(count):
-                board.put(flat[member], "others", read_tables(decoders[member], *others[member]))
+                board.put(flat[member], "others", symbols[member])
         output = board.merge(anchors, others)
         coarse_mu = output[:, 0].reshape(count, *shape)
         coarse_log_scale = output[:, 1].reshape(count, *shape)

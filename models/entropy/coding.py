@@ -13,7 +13,9 @@ cached tables of :mod:`~inrstore.models.entropy.tables` (one call per table) and
 ``QuantizedLaplace`` for ARM wavefronts, whose few symbols would split into as many calls;
 :data:`ANCHOR_PASS1_CODING` codes like tables but runs ARU pass 1 at the anchors only, pass 2
 reading the means of the four anchor neighbours' pass-1 (μ, log σ) instead of its own pixel's
-(see :func:`~inrstore.models.core.context.aru_pass2_inputs`): half of pass 1's work.
+(see :func:`~inrstore.models.core.context.aru_pass2_inputs`): half of pass 1's work;
+:data:`WINDOW_CODING` computes as :data:`ANCHOR_PASS1_CODING` and codes the coarsest grid and
+each ARU pass in one call with :mod:`~inrstore.models.entropy.tables`' window coding.
 """
 
 from __future__ import annotations
@@ -43,7 +45,13 @@ from inrstore.models.entropy.laplace import (
     LOG_SCALE_STEPS,
     snap_parameters,
 )
-from inrstore.models.entropy.tables import read_symbols, write_symbols
+from inrstore.models.entropy.tables import (
+    read_symbols,
+    read_window,
+    table_keys,
+    write_symbols,
+    write_window,
+)
 
 UNIT = float(2**FRACTION_BITS)
 _MODEL = constriction.stream.model.QuantizedLaplace(LATENT_MIN, LATENT_MAX)
@@ -51,8 +59,9 @@ _MODEL = constriction.stream.model.QuantizedLaplace(LATENT_MIN, LATENT_MAX)
 LAPLACE_CODING = 1
 TABLE_CODING = 2
 ANCHOR_PASS1_CODING = 3
-CODINGS = (LAPLACE_CODING, TABLE_CODING, ANCHOR_PASS1_CODING)
-LATEST_CODING = ANCHOR_PASS1_CODING
+WINDOW_CODING = 4
+CODINGS = (LAPLACE_CODING, TABLE_CODING, ANCHOR_PASS1_CODING, WINDOW_CODING)
+LATEST_CODING = WINDOW_CODING
 """What the encoder writes: the model :mod:`~inrstore.models.core.entropy_model` trains."""
 
 
@@ -210,7 +219,7 @@ def write_latents(
                 parts = [(symbols[order], output[:, order])]
             mu, log_scale = output[0].reshape(grid.shape), output[1].reshape(grid.shape)
         if not zero_flags >> level & 1:
-            write = write_symbols if coding >= TABLE_CODING and kind != "arm" else _write_laplace
+            write = _write_laplace if kind == "arm" else _symbol_writer(coding)
             for part_symbols, (part_mu, part_log_scale) in parts:
                 _check_range(part_symbols)
                 write(encoder, part_symbols, part_mu, part_log_scale)
@@ -249,7 +258,7 @@ def read_latents(
 ) -> list[np.ndarray]:
     """Read what :func:`write_latents` wrote, from a constriction ``RangeDecoder``."""
     _check_coding(coding)
-    read = read_tables if coding >= TABLE_CODING else _read_laplace
+    read = symbol_reader(coding)
     arch = model.arch
     shapes = arch.grid_shapes()
     grids: list[np.ndarray] = [np.zeros(shape) for shape in shapes]
@@ -326,9 +335,37 @@ def _read_laplace(decoder, mu: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
         raise CodingError(f"latent payload does not decode ({err})") from None
 
 
+def _symbol_writer(coding: int):
+    """How ``coding`` writes the coarsest grid and the ARU passes."""
+    if coding >= WINDOW_CODING:
+        return write_window
+    return write_symbols if coding >= TABLE_CODING else _write_laplace
+
+
+def symbol_reader(coding: int):
+    """How ``coding`` reads the coarsest grid and the ARU passes: ``read(decoder, μ, log σ)``
+    → symbols (float64), :class:`CodingError` on damaged data."""
+    if coding >= WINDOW_CODING:
+        return read_windowed
+    return read_tables if coding >= TABLE_CODING else _read_laplace
+
+
 def read_tables(decoder, mu: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
     """Symbols (float64) under the tables of fixed-point ``(μ, log σ)``."""
     try:
         return read_symbols(decoder, mu, log_scale).astype(np.float64)
+    except Exception as err:  # as above, and symbols out of range
+        raise CodingError(f"latent payload does not decode ({err})") from None
+
+
+def read_windowed(decoder, mu: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
+    """Symbols (float64) under the window coding of fixed-point ``(μ, log σ)``."""
+    return read_keyed(decoder, *table_keys(mu, log_scale))
+
+
+def read_keyed(decoder, base: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Symbols (float64) under the window coding, from their bases and table keys."""
+    try:
+        return read_window(decoder, base, keys).astype(np.float64)
     except Exception as err:  # as above, and symbols out of range
         raise CodingError(f"latent payload does not decode ({err})") from None

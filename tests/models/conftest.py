@@ -75,3 +75,16 @@ def assert_scale_two_and_crop(header, member: bytes) -> None:
     assert full.shape == (48, 80, 3)
     block = decode_member(header, member, scale=2.0, crop=Crop(10, 4, 16, 12))
     assert np.array_equal(block, full[8:32, 20:52])
+
+
+def moving_square_frames(count: int = 3) -> list[np.ndarray]:
+    """Frames of one scene (a 24×40 Kodak crop) with a red square moving across it."""
+    from tests.conftest import SAMPLES
+
+    scene = np.asarray(Image.open(SAMPLES / "kodak" / "kodim23-128.png").convert("RGB"))
+    frames = []
+    for index in range(count):
+        frame = np.ascontiguousarray(scene[40:64, 50:90])
+        frame[6:12, 4 + 8 * index : 10 + 8 * index] = (220, 30, 30)
+        frames.append(frame)
+    return frames

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inrstore.models import shard_codec
+from inrstore.models import codec, shard_codec
 from inrstore.models.bitstream.errors import BitstreamError
 from inrstore.models.codec import fixed_entropy_model
 from inrstore.models.core.architecture import Architecture
@@ -17,6 +17,7 @@ from inrstore.models.entropy.batched import batchable, read_latents_batched
 from inrstore.models.entropy.coding import (
     ANCHOR_PASS1_CODING,
     TABLE_CODING,
+    WINDOW_CODING,
     encode_latents,
     read_latents,
 )
@@ -32,8 +33,9 @@ def _decoder(payload: bytes):
     return constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype=np.uint32))
 
 
+@pytest.mark.parametrize("coding", [ANCHOR_PASS1_CODING, WINDOW_CODING])
 @pytest.mark.parametrize("zero_flags", [0, 0b1, 0b101])
-def test_grids_decoded_together_are_each_members_own(zero_flags: int) -> None:
+def test_grids_decoded_together_are_each_members_own(zero_flags: int, coding: int) -> None:
     arch = Architecture(32, 24, 3, 4, 0)
     models = [
         fixed_entropy_model(arch, random_modules(arch, seed), prior_index=10 + seed)
@@ -45,21 +47,22 @@ def test_grids_decoded_together_are_each_members_own(zero_flags: int) -> None:
         for level in range(arch.levels):
             if zero_flags >> level & 1:
                 grids[level][:] = 0
-        payload, flags = encode_latents(model, grids, ANCHOR_PASS1_CODING)
+        payload, flags = encode_latents(model, grids, coding)
         assert flags == zero_flags
         payloads.append(payload)
         originals.append(grids)
     decoders = [_decoder(payload) for payload in payloads]
-    together = read_latents_batched(decoders, models, zero_flags, ANCHOR_PASS1_CODING)
+    together = read_latents_batched(decoders, models, zero_flags, coding)
     for grids, decoded, model, payload in zip(originals, together, models, payloads, strict=True):
-        alone = read_latents(_decoder(payload), model, zero_flags, ANCHOR_PASS1_CODING)
+        alone = read_latents(_decoder(payload), model, zero_flags, coding)
         for original, batched, single in zip(grids, decoded, alone, strict=True):
             np.testing.assert_array_equal(batched, original)
             np.testing.assert_array_equal(single, original)
 
 
-def test_only_aru_grids_of_even_width_with_the_latest_coding_decode_together() -> None:
+def test_only_aru_grids_of_even_width_with_the_latest_codings_decode_together() -> None:
     assert batchable(Architecture(32, 24, 3, 4, 0), ANCHOR_PASS1_CODING)
+    assert batchable(Architecture(32, 24, 3, 4, 0), WINDOW_CODING)
     assert not batchable(Architecture(32, 24, 3, 4, 1), ANCHOR_PASS1_CODING)  # an ARM grid
     assert not batchable(Architecture(32, 24, 3, 4, 0), TABLE_CODING)
     assert not batchable(Architecture(32, 22, 3, 4, 0), ANCHOR_PASS1_CODING)  # 11 wide
@@ -83,6 +86,20 @@ def groups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return sizes
 
 
+@pytest.fixture
+def renders(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of members of every rendering (1 for a member rendered alone)."""
+    sizes: list[int] = []
+    real = codec.render
+
+    def spy(arch, params, grids, *args):
+        sizes.append(len(grids[0]) if grids[0].dim() == 3 else 1)
+        return real(arch, params, grids, *args)
+
+    monkeypatch.setattr(codec, "render", spy)
+    return sizes
+
+
 def _images() -> list[np.ndarray]:
     cifar = [
         np.asarray(Image.open(SAMPLES / "cifar10" / f"{n:04d}.png").convert("RGB"))
@@ -98,12 +115,15 @@ def _images() -> list[np.ndarray]:
      (ARU_ONLY, 1, "own")],
 )  # fmt: skip
 def test_a_shards_members_decoded_together_match_each_decoded_alone(
-    preset, bases: int, sharing: str, groups: list[int]
+    preset, bases: int, sharing: str, groups: list[int], renders: list[int]
 ) -> None:
     images = _images()
     shard = encode_shard(images, preset, quality=60, bases=bases, sharing=sharing)
     for scale in (1.0, 2.0):
+        renders.clear()
         together = decode_members(shard.header, shard.members, scale)
+        # Shared networks: the five 32×32 members render together, the crop alone.
+        assert sorted(renders) == ([1] * 6 if sharing == "own" else [1, 5])
         alone = [decode_member(shard.header, member, scale) for member in shard.members]
         assert len(together) == len(images)
         for a, b in zip(together, alone, strict=True):

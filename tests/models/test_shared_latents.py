@@ -32,25 +32,14 @@ from inrstore.models.shard_codec import (
 )
 from tests.conftest import SAMPLES
 
-from .conftest import TINY_PRESET, assert_scale_two_and_crop
+from .conftest import TINY_PRESET, assert_scale_two_and_crop, moving_square_frames
 
 PRESET = replace(TINY_PRESET, iterations=80)
 
 
-def _frames(count: int = 3) -> list[np.ndarray]:
-    """A 24×40 crop of one scene with a red square moving across it."""
-    scene = np.asarray(Image.open(SAMPLES / "kodak" / "kodim23-128.png").convert("RGB"))
-    frames = []
-    for index in range(count):
-        frame = np.ascontiguousarray(scene[40:64, 50:90])
-        frame[6:12, 4 + 8 * index : 10 + 8 * index] = (220, 30, 30)
-        frames.append(frame)
-    return frames
-
-
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
-    return _frames()
+    return moving_square_frames()
 
 
 @pytest.fixture(scope="module")
@@ -120,11 +109,12 @@ def test_hostile_shared_latents_raise_clear_errors(shard) -> None:
     ):
         with pytest.raises(BitstreamError):
             read_shard_header(_with_header_field(header, start, insert))
-    # A record with a header tag, and one whose payload is damaged (resealed).
+    # A record with a header tag, and one whose payload is damaged (all ones, resealed: its
+    # symbols escape past the latent range).
     tagged = bytearray(latents)
     tagged[MEMBER_PREFIX.size - 2 : MEMBER_PREFIX.size] = b"\x00\x01"
     damaged = bytearray(latents)
-    damaged[MEMBER_PREFIX.size : -2] = bytes(len(damaged) - MEMBER_PREFIX.size - 2)
+    damaged[MEMBER_PREFIX.size : -2] = b"\xff" * (len(damaged) - MEMBER_PREFIX.size - 2)
     for record in (tagged, damaged):
         record[-2:] = struct.pack(">H", zlib.crc32(bytes(record[:-2])) & 0xFFFF)
         insert = struct.pack(">I", len(record)) + bytes(record)

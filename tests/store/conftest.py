@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import lmdb
 import pytest
 
 from inrstore.models.fit.presets import Preset
@@ -40,3 +41,14 @@ def filled(tmp_path: Path, images: Path) -> Path:
         )
     assert len(report.added) == 6 and report.shards == 2
     return path
+
+
+def flip_member_byte(store: Path, hex_id: str) -> None:
+    """Damage member ``hex_id``'s record in place: one flipped byte in its middle."""
+    env = lmdb.open(str(store), max_dbs=5)
+    members = env.open_db(b"members")
+    with env.begin(write=True, db=members) as txn:
+        raw = bytearray(txn.get(hex_id.encode()))
+        raw[len(raw) // 2] ^= 0x40
+        txn.put(hex_id.encode(), bytes(raw))
+    env.close()

@@ -29,7 +29,7 @@ from inrstore.store import (
 from inrstore.store.archive import PIXELS_DIFFER, MemberInfo
 from inrstore.store.records import pack_member, unpack_member
 
-from .conftest import QUICK
+from .conftest import QUICK, flip_member_byte
 
 
 def test_add_records_everything_and_gets_decode(filled: Path, images: Path) -> None:
@@ -109,13 +109,7 @@ def _names(store: Store) -> set[str]:
 def test_flipped_bytes_damage_only_that_member(filled: Path) -> None:
     with Store.open(filled) as store:
         victim, *others = store.ids()
-    env = lmdb.open(str(filled), max_dbs=5)
-    members = env.open_db(b"members")
-    with env.begin(write=True, db=members) as txn:
-        raw = bytearray(txn.get(victim.encode()))
-        raw[len(raw) // 2] ^= 0x40
-        txn.put(victim.encode(), bytes(raw))
-    env.close()
+    flip_member_byte(filled, victim)
     with Store.open(filled, readonly=True) as store:
         with pytest.raises(CorruptRecordError, match="fails its checksum"):
             store.get(victim)

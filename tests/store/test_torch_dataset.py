@@ -9,7 +9,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from inrstore.store import ShardStream, Store, StoreDataset, UnknownIdError
+from inrstore.store import CorruptRecordError, ShardStream, Store, StoreDataset, UnknownIdError
+
+from .conftest import flip_member_byte
 
 
 def test_dataset_items_match_store_gets(filled: Path) -> None:
@@ -83,3 +85,30 @@ def test_a_shard_stream_splits_shards_between_workers_and_transforms(filled: Pat
     assert sorted(image.sum().item() for image in images) == pytest.approx(expected)
     with pytest.raises(ValueError, match="window must be at least 1 shard, not 0"):
         ShardStream(filled, window=0)
+
+
+@pytest.fixture
+def damaged(filled: Path) -> tuple[str, list[str], list[bytes]]:
+    """The store with one member's record damaged: that member, the others and their pixels."""
+    with Store.open(filled) as store:
+        victim, *others = store.ids()
+        expected = sorted(pixels.tobytes() for pixels in store.get_many(others))
+    flip_member_byte(filled, victim)
+    return victim, others, expected
+
+
+def test_a_damaged_member_fails_its_item_and_the_others_still_load(filled: Path, damaged) -> None:
+    victim, others, _ = damaged
+    dataset = StoreDataset(filled)
+    with pytest.raises(CorruptRecordError, match="fails its checksum"):
+        dataset[dataset.ids.index(victim)]
+    assert all(dataset[dataset.ids.index(i)][0].shape == (3, 32, 32) for i in others)
+
+
+def test_a_shard_stream_skips_a_damaged_member_with_a_warning(filled: Path, damaged) -> None:
+    victim, _, expected = damaged
+    stream = ShardStream(filled, window=2)
+    with pytest.warns(RuntimeWarning, match=f"skipped a damaged member: {victim[:12]}"):
+        items = list(stream)
+    pixels = [(image * 255).round().to(torch.uint8).permute(1, 2, 0) for image, _ in items]
+    assert sorted(p.numpy().tobytes() for p in pixels) == expected
