@@ -42,9 +42,10 @@ latents, as for single images.
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -161,7 +162,14 @@ class MemberHeader:
     """The record's format version (written: always :data:`MEMBER_VERSION`)."""
 
     def arch(self, template: Architecture) -> Architecture:
-        return replace(template, height=self.height, width=self.width)
+        return member_arch(template, self.height, self.width)
+
+
+@functools.lru_cache(maxsize=256)
+def member_arch(template: Architecture, height: int, width: int) -> Architecture:
+    """The validated architecture of a ``height × width`` member of a shard of ``template``
+    (cached: a shard's members share a few sizes)."""
+    return checked_arch(arch_values(template) | {"height": height, "width": width})
 
 
 def header_tag(header_bytes: bytes) -> int:
@@ -282,7 +290,7 @@ def unpack_member(data: bytes, template: Architecture) -> tuple[MemberHeader, by
     data = bytes(data)
     values = MEMBER_PREFIX.unpack(data)
     member = MemberHeader(**values)
-    check_zero_flags(member.zero_flags, checked_arch(arch_values(template) | values))
+    check_zero_flags(member.zero_flags, member.arch(template))
     if levels_for(member.height, member.width) > template.levels:
         raise BitstreamError(
             f"a {member.width}x{member.height} member needs more latent grids than its shard "
