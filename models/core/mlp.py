@@ -94,13 +94,24 @@ class FixedLayer:
     def scaled_weight(self) -> np.ndarray:
         """``weightᵀ × 2**-exponent``, ``(fan_out, fan_in)``: a power-of-two scaling, so every
         product with an integer input is exact and the accumulator needs no rescaling."""
-        return np.ascontiguousarray(self.weight.T) * 2.0**-self.exponent
+        return scaled_weight(self.weight, self.exponent)
 
     @functools.cached_property
     def scaled_bias(self) -> np.ndarray:
         """``bias`` in the accumulator's unit: ``bias × 2**(FRACTION_BITS - bias_exponent)``,
         ``(fan_out, 1)``."""
-        return (self.bias * 2.0 ** (FRACTION_BITS - self.bias_exponent))[:, None]
+        return scaled_bias(self.bias, self.bias_exponent)
+
+
+def scaled_weight(weight: np.ndarray, exponent: int) -> np.ndarray:
+    """:attr:`FixedLayer.scaled_weight` of ``weight`` ``(..., fan_in, fan_out)``: ``(...,
+    fan_out, fan_in)``, any leading dimensions (a batch of members)."""
+    return np.ascontiguousarray(np.swapaxes(weight, -1, -2)) * 2.0**-exponent
+
+
+def scaled_bias(bias: np.ndarray, bias_exponent: int) -> np.ndarray:
+    """:attr:`FixedLayer.scaled_bias` of ``bias`` ``(..., fan_out)``: ``(..., fan_out, 1)``."""
+    return (bias * 2.0 ** (FRACTION_BITS - bias_exponent))[..., None]
 
 
 def fixed_layers(

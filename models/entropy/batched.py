@@ -28,7 +28,7 @@ from inrstore.models.core.context import (
     level_code,
     position_code,
 )
-from inrstore.models.core.mlp import FixedLayer, fixed_activation
+from inrstore.models.core.mlp import FixedLayer, fixed_activation, scaled_bias, scaled_weight
 from inrstore.models.entropy.coding import (
     ANCHOR_PASS1_CODING,
     UNIT,
@@ -53,9 +53,14 @@ class StackedLayer:
 
     @classmethod
     def stack(cls, layers: Sequence[FixedLayer]) -> StackedLayer:
+        """The members' layers, scaled together: they share their exponents, as a shard's
+        members do."""
+        first = layers[0]
+        if len({(layer.exponent, layer.bias_exponent) for layer in layers}) > 1:
+            raise ValueError("the members' layers have different exponents")
         return cls(
-            np.stack([layer.scaled_weight for layer in layers]),
-            np.stack([layer.scaled_bias for layer in layers]),
+            scaled_weight(np.stack([layer.weight for layer in layers]), first.exponent),
+            scaled_bias(np.stack([layer.bias for layer in layers]), first.bias_exponent),
         )
 
 

@@ -13,7 +13,8 @@ from inrstore.models import codec, shard_codec
 from inrstore.models.bitstream.errors import BitstreamError
 from inrstore.models.codec import fixed_entropy_model
 from inrstore.models.core.architecture import Architecture
-from inrstore.models.entropy.batched import batchable, read_latents_batched
+from inrstore.models.core.mlp import FixedLayer
+from inrstore.models.entropy.batched import StackedLayer, batchable, read_latents_batched
 from inrstore.models.entropy.coding import (
     ANCHOR_PASS1_CODING,
     TABLE_CODING,
@@ -70,6 +71,21 @@ def test_only_aru_grids_of_even_width_with_the_latest_codings_decode_together() 
     model = fixed_entropy_model(arch, random_modules(arch, 0), prior_index=10)
     with pytest.raises(ValueError, match="cannot be decoded together"):
         read_latents_batched([None], [model], 0, ANCHOR_PASS1_CODING)
+
+
+def test_stacked_layers_equal_each_members_scaled_layer_and_share_exponents() -> None:
+    rng = np.random.default_rng(0)
+    layers = [
+        FixedLayer(rng.integers(-99, 99, (5, 3)).astype(float), rng.integers(-9, 9, 3) * 1.0, 6, 9)
+        for _ in range(2)
+    ]
+    stacked = StackedLayer.stack(layers)
+    for member, layer in enumerate(layers):
+        np.testing.assert_array_equal(stacked.weight[member], layer.scaled_weight)
+        np.testing.assert_array_equal(stacked.bias[member], layer.scaled_bias)
+    other = FixedLayer(layers[0].weight, layers[0].bias, 7, 9)
+    with pytest.raises(ValueError, match="different exponents"):
+        StackedLayer.stack([layers[0], other])
 
 
 @pytest.fixture
