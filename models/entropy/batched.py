@@ -131,12 +131,11 @@ def _pass1_anchors(
 
 def _read_pass(
     decoders: Sequence, coding: int, mu: np.ndarray, log_scale: np.ndarray
-) -> list[np.ndarray]:
+) -> Sequence[np.ndarray]:
     """Each member's symbols (float64) of one pass, from its fixed-point ``(μ, log σ)``, each
     ``(B, n)``; the window coding's tables are looked up for all members at once."""
     if coding == WINDOW_CODING:
-        base, keys = table_keys(mu, log_scale)
-        return [read_keyed(*member) for member in zip(decoders, base, keys, strict=True)]
+        return read_keyed(decoders, *table_keys(mu, log_scale))
     return [read_tables(*member) for member in zip(decoders, mu, log_scale, strict=True)]
 
 

@@ -360,12 +360,14 @@ def read_tables(decoder, mu: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
 
 def read_windowed(decoder, mu: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
     """Symbols (float64) under the window coding of fixed-point ``(μ, log σ)``."""
-    return read_keyed(decoder, *table_keys(mu, log_scale))
+    base, keys = table_keys(mu, log_scale)
+    return read_keyed([decoder], base[None], keys[None])[0]
 
 
-def read_keyed(decoder, base: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Symbols (float64) under the window coding, from their bases and table keys."""
+def read_keyed(decoders, base: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Symbols ``(B, n)`` (float64) of ``B`` streams under the window coding, from their
+    bases and table keys ``(B, n)``."""
     try:
-        return read_window(decoder, base, keys).astype(np.float64)
+        return read_window(decoders, base, keys).astype(np.float64)
     except Exception as err:  # as above, and symbols out of range
         raise CodingError(f"latent payload does not decode ({err})") from None

@@ -24,6 +24,7 @@ bytes.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import constriction
 import numpy as np
@@ -210,18 +211,24 @@ def write_window(
         encoder.encode(outside, _FAMILY, tail[keys[escaped]])
 
 
-def read_window(decoder, base: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`write_window`, from the symbols' bases and keys (:func:`table_keys`,
-    each ``(n,)``): the symbols (int64), or ``ValueError`` when one falls outside
-    ``[LATENT_MIN, LATENT_MAX]`` (damaged data)."""
+def read_window(decoders: Sequence, base: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`write_window` for ``B`` streams at once: ``decoders[b]`` reads the
+    symbols whose bases and keys (:func:`table_keys`) are ``base[b]`` and ``keys[b]`` (each
+    ``(B, n)``). Returns the symbols ``(B, n)`` (int64), or ``ValueError`` when one falls
+    outside ``[LATENT_MIN, LATENT_MAX]`` (damaged data). Each stream is read in its own
+    order (window, then escapes); the tables are looked up for all of them together."""
     if not base.size:
         return base.copy()
     window, tail = _window_tables()
-    entries = decoder.decode(_FAMILY, window[keys])
+    rows = window[keys]
+    entries = np.stack(
+        [decoder.decode(_FAMILY, own) for decoder, own in zip(decoders, rows, strict=True)]
+    )
     symbols = entries.astype(np.int64) + (base - WINDOW)
     escaped = entries == _ESCAPE
-    if escaped.any():
-        offsets = decoder.decode(_FAMILY, tail[keys[escaped]])
-        symbols[escaped] = offsets + (base[escaped] - OFFSET_LIMIT)
+    for member in np.flatnonzero(escaped.any(axis=1)):
+        own = escaped[member]
+        offsets = decoders[member].decode(_FAMILY, tail[keys[member, own]])
+        symbols[member, own] = offsets + (base[member, own] - OFFSET_LIMIT)
     _check_decoded(symbols)
     return symbols
