@@ -67,8 +67,9 @@ def render(
     """``uint8 (rows, cols, C)``: the image at ``scale``, or the part of it inside ``crop``.
 
     ``params``: the synthesis's parameters and the grids' pre-filters where ``arch`` has them.
-    A batch of members of ``arch`` renders together, each bit for bit as
-    alone: ``grids`` ``(B, h_l, w_l)``, ``params`` stacked, ``uint8 (B, rows, cols, C)``.
+    A batch of members of ``arch`` renders together, each bit for bit as alone: ``grids``
+    ``(B, h_l, w_l)``, ``params`` stacked (a leading member dimension), ``uint8 (B, rows,
+    cols, C)``.
 
     A crop returns exactly the matching block of the full rendering (up to float rounding):
     it is computed with the synthesis's margin (a pixel per 3×3 convolution,
