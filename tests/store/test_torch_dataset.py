@@ -74,6 +74,18 @@ def test_a_shard_stream_yields_every_member_once_shard_by_shard(filled: Path) ->
     assert len({tuple(order) for order in orders}) > 1  # epochs shuffle differently
 
 
+def test_a_shard_stream_order_is_fixed_by_its_seed_and_epoch(filled: Path) -> None:
+    def order(seed: int, epoch: int) -> list[float]:
+        stream = ShardStream(filled, window=1, seed=seed)
+        stream.set_epoch(epoch)
+        return [image.sum().item() for image, _ in stream]
+
+    first = order(5, 2)
+    assert order(5, 2) == first
+    assert sorted(order(6, 2)) == sorted(first)
+    assert any(order(seed, 2) != first for seed in (6, 7, 8))
+
+
 def test_a_shard_stream_splits_shards_between_workers_and_transforms(filled: Path) -> None:
     stream = ShardStream(filled, transform=lambda image: image[:, :8, :8], shuffle=False)
     batches = list(DataLoader(stream, batch_size=2, num_workers=2))
