@@ -5,9 +5,9 @@ member ``i`` its coefficients ``α_i`` (``K`` per module): ``θ_i = Σ_k α_ik B
 ``α ≡ 1`` is plain weight sharing.
 
 The float path (training) mixes float tensors. The integer path (coding) mixes quantized bases
-(integers at step ``2**-e``) with quantized coefficients (integers at step ``2**-c``) in int64
-and rounds the sum back to step ``2**-e`` with an explicit shift, so every machine derives the
-very same integer weights for a member.
+(integers at step ``2**-e``) with quantized coefficients (integers at step ``2**-c``) exactly
+(every sum an integer below 2**42) and rounds the sum back to step ``2**-e`` with an explicit
+shift in int64, so every machine derives the very same integer weights for a member.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def mix_integers(
 
     ``coefficients``: ``(K,)`` integers at step ``2**-coefficient_exponent``, or None for plain
     sharing (``K = 1``, ``α = 1``). The result is at the bases' step, rounded half up and
-    clamped to the weight range; exact in int64 (|α| < 2**15, |B| < 2**15, K ≤ 2**16).
+    clamped to the weight range; exact (|α| ≤ 2**15, |B| ≤ 2**15, K ≤ 4096).
     """
     rows = None if coefficients is None else np.asarray(coefficients)[None]
     return mix_integers_together(bases, rows, coefficient_exponent, 1)[0]
@@ -59,17 +59,24 @@ def mix_integers_together(
             bases.tensor_exponents,
         )
         return [shared] * count
-    alpha = np.asarray(coefficients, dtype=np.int64)
-    mixed = {}
-    for name, value in bases.integers.items():
-        total = np.tensordot(alpha, value.numpy().astype(np.int64), axes=(1, 0))
-        if coefficient_exponent > 0:
-            total = (total + (1 << (coefficient_exponent - 1))) >> coefficient_exponent
-        mixed[name] = torch.from_numpy(np.clip(total, -WEIGHT_LIMIT, WEIGHT_LIMIT - 1))
+    values = [value.numpy() for value in bases.integers.values()]
+    flat = np.concatenate([value.reshape(len(value), -1) for value in values], axis=1)
+    # |α|, |B| ≤ 2**15 and K ≤ 4096: every product and partial sum is an integer below 2**42,
+    # exact in float64 whatever the order of the sums, so BLAS gives int64's integers.
+    total = (np.asarray(coefficients, dtype=np.float64) @ flat.astype(np.float64)).astype(np.int64)
+    if coefficient_exponent > 0:
+        total = (total + (1 << (coefficient_exponent - 1))) >> coefficient_exponent
+    total = torch.from_numpy(np.clip(total, -WEIGHT_LIMIT, WEIGHT_LIMIT - 1))
+    members, start = {}, 0  # each tensor's per-member views (one unbind: indexing is slow)
+    for name, value in zip(bases.integers, values, strict=True):
+        size = value[0].size
+        mixed = total[:, start : start + size].reshape(count, *value.shape[1:])
+        members[name] = mixed.unbind(0)
+        start += size
     return [
         QuantizedModule(
             bases.exponent,
-            {name: value[member] for name, value in mixed.items()},
+            {name: views[member] for name, views in members.items()},
             bases.tensor_exponents,
         )
         for member in range(count)

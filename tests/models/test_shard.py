@@ -151,10 +151,14 @@ def test_mixed_channel_counts_are_refused(images) -> None:
         encode_shard([images[0], gray], SHARD_PRESET)
 
 
-def test_integer_mixing_matches_big_integer_arithmetic() -> None:
+@pytest.mark.parametrize("count", [5, 4096])  # up to the most bases a header may declare
+def test_integer_mixing_matches_big_integer_arithmetic(count: int) -> None:
     rng = np.random.default_rng(1)
-    bases = QuantizedModule(9, {"w": torch.from_numpy(rng.integers(-(2**15), 2**15, (5, 7, 3)))})
-    alpha = rng.integers(-(2**15), 2**15, 5)
+    integers = rng.integers(-(2**15), 2**15, (count, 7, 3))
+    integers[:, 0, 0] = -(2**15)  # with every third α at -2**15: a sum near 2**40
+    bases = QuantizedModule(9, {"w": torch.from_numpy(integers)})
+    alpha = rng.integers(-(2**15), 2**15, count)
+    alpha[:] = np.where(np.arange(count) % 3 == 0, -(2**15), alpha)
     mixed = mix_integers(bases, alpha, 11).integers["w"].numpy()
     stacked = bases.integers["w"].tolist()
     for row, col in np.ndindex(7, 3):
