@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import struct
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -41,6 +41,7 @@ from inrstore.models.bitstream.shard_format import (
     MemberHeader,
     ShardHeader,
     header_tag,
+    member_arch,
     pack_header,
     pack_member,
     unpack_header,
@@ -511,7 +512,7 @@ def _write_shard(shard: QuantizedShard) -> tuple[bytes, list[bytes]]:
     latents = None
     if shard.shared is not None:
         height, width = shard.shared.grids[0].shape
-        arch = replace(shard.template, height=height, width=width)
+        arch = member_arch(shard.template, height, width)
         model = fixed_entropy_model(arch, shard.member_modules(0), shard.shared.prior_index)
         encoder = constriction.stream.queue.RangeEncoder()
         zero_flags = write_latents(encoder, model, shard.shared.grids, MEMBER_VERSION)
@@ -537,7 +538,7 @@ def _write_shard(shard: QuantizedShard) -> tuple[bytes, list[bytes]]:
     members = []
     for index, grids in enumerate(shard.grids):
         height, width = grids[0].shape
-        arch = replace(shard.template, height=height, width=width)
+        arch = member_arch(shard.template, height, width)
         encoder = constriction.stream.queue.RangeEncoder()
         if shard.coefficients is not None:
             own = shard.coefficients[index]
@@ -634,11 +635,8 @@ def decode_members(
     if shared.header.own_networks:
         return [decode_image(member, scale, crop) for member in members]
     parsed, modules, grids = _decode_latents(shared, members, scale)
-    by_size: dict[Architecture, list[int]] = {}
-    for index, member in enumerate(parsed):
-        by_size.setdefault(member.arch, []).append(index)
     images: list = [None] * len(parsed)
-    for arch, indices in by_size.items():
+    for arch, indices in _indices_by(parsed, lambda member: member.arch).items():
         rendered = render_members(
             arch, [modules[i] for i in indices], [grids[i] for i in indices], scale, crop
         )
@@ -668,10 +666,9 @@ def _decode_latents(shared: DecodedHeader, members: Sequence[bytes], scale: floa
     coefficients = None if shared.header.coefficients is None else [m.coefficients for m in parsed]
     exponents = _coefficient_exponents(shared)
     modules = members_modules(shared.bases, coefficients, exponents, len(parsed))
-    groups: dict[tuple, list[int]] = {}
-    for index, member in enumerate(parsed):
-        key = (member.arch, member.own.zero_flags, member.own.version)
-        groups.setdefault(key, []).append(index)
+    groups = _indices_by(
+        parsed, lambda member: (member.arch, member.own.zero_flags, member.own.version)
+    )
     grids: list = [None] * len(parsed)
     try:
         for (arch, zero_flags, coding), indices in _batches(groups):
@@ -696,6 +693,14 @@ def _decode_latents(shared: DecodedHeader, members: Sequence[bytes], scale: floa
             for own in grids
         ]
     return parsed, modules, grids
+
+
+def _indices_by(parsed: Sequence[_ParsedMember], key: Callable) -> dict[Hashable, list[int]]:
+    """The members' indices grouped by ``key(member)``, in order."""
+    groups: dict[Hashable, list[int]] = {}
+    for index, member in enumerate(parsed):
+        groups.setdefault(key(member), []).append(index)
+    return groups
 
 
 BATCH_DECODE_PIXELS = 1 << 20
