@@ -7,7 +7,10 @@ JPEG (optimised 4:2:0), WebP (method 6) and AVIF (speed 4, 4:4:4) file of the sa
 that same PSNR: each codec's integer quality is bisected to the two neighbours around the
 image's PSNR and the bytes interpolated linearly in PSNR between them. An image whose PSNR a
 codec does not reach at quality 100 has no bytes for it (``None``) and is left out of that
-codec's totals. RGB images only (others are listed as not compared).
+codec's totals. RGB images only (others are listed as not compared). A ``labels.csv`` in the
+folder (``file,label`` rows) is recorded as ``add --labels`` records it, so a kept store can
+feed a training loop. Encode cost is reported as wall seconds and as CPU seconds (this
+process's and its children's, every core) per image.
 
 :func:`merge_store_reports` joins runs over disjoint sets of images with the same settings
 (a long preset run in parts), as one run over all of them would have reported them.
@@ -22,6 +25,7 @@ correction for the two encodes' slightly different PSNRs).
 from __future__ import annotations
 
 import dataclasses
+import resource
 import statistics
 import tempfile
 import time
@@ -38,6 +42,7 @@ from inrstore.models.codec import decode_image, encode_image
 from inrstore.models.fit.presets import preset as find_preset
 from inrstore.models.metrics import psnr
 from inrstore.store import MemberInfo, Store
+from inrstore.store.archive import read_labels
 
 FILE_CODECS = ("jpeg", "webp", "avif")
 QUALITY_RANGE = (1, 100)
@@ -97,6 +102,8 @@ def run_store_bench(
     notify = on_progress or (lambda message: None)
     found = scan_images(folder)
     paths = [image.path for image in found.images][: settings.limit]
+    labels_file = folder / "labels.csv"
+    labels = read_labels(labels_file) if labels_file.is_file() else None
     originals = {}
     for source in paths:
         try:
@@ -108,14 +115,15 @@ def run_store_bench(
         path = store_path or Path(temporary) / "store"
         with Store.open(path, create=True) as store:
             notify(f"adding {len(paths)} images")
-            started = time.monotonic()
+            started, cpu_started = time.monotonic(), _cpu_seconds()
             commits = _ShardClock(started)
             added = store.add(
                 paths, preset=settings.preset, quality=settings.quality,
                 shard_size=settings.shard_size, bases=settings.bases, workers=settings.workers,
-                sharing=settings.sharing, on_progress=commits,
+                sharing=settings.sharing, labels=labels, on_progress=commits,
             )  # fmt: skip
             encode_seconds = time.monotonic() - started
+            encode_cpu_seconds = _cpu_seconds() - cpu_started
             infos = {info.hex_id: info for info in store.members() if isinstance(info, MemberInfo)}
             rows = []
             for hex_id in added.added:
@@ -132,6 +140,7 @@ def run_store_bench(
         "images": rows,
         "totals": _totals(rows, codecs),
         "encode_seconds_per_image": encode_seconds / max(1, len(rows)),
+        "encode_cpu_seconds_per_image": encode_cpu_seconds / max(1, len(rows)),
         "budget_seconds_per_image": budget / max(1, len(rows)),
         "get_ms_median": statistics.median(r["get_ms"] for r in rows) if rows else None,
         "shards": added.shards,
@@ -139,6 +148,17 @@ def run_store_bench(
         "failures": [[str(p), reason] for p, reason in found.problems + added.failures],
         "settings": dataclasses.asdict(settings) | {"preset_settings": dataclasses.asdict(chosen)},
     }
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds (user and system, every thread) of this process and its waited-for children."""
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+    )
 
 
 class _ShardClock:
@@ -256,6 +276,11 @@ def merge_store_reports(reports: list[dict]) -> dict:
         "images": rows,
         "totals": _totals(rows, FILE_CODECS),
         "encode_seconds_per_image": weighted("encode_seconds_per_image"),
+        "encode_cpu_seconds_per_image": (
+            weighted("encode_cpu_seconds_per_image")
+            if all("encode_cpu_seconds_per_image" in r for r in reports)
+            else None
+        ),
         "budget_seconds_per_image": weighted("budget_seconds_per_image"),
         "get_ms_median": statistics.median(row["get_ms"] for row in rows),
         "shards": sum(report["shards"] for report in reports),

@@ -213,10 +213,13 @@ def bench_store_merge(
 
 def _store_table(report: dict) -> Table:
     totals = report["totals"]
+    cpu = report.get("encode_cpu_seconds_per_image")
     title = (
         f"{report['description']}: {totals['images']} images, mean {totals['mean_psnr']:.2f} dB; "
-        f"encode {report['encode_seconds_per_image']:.1f} s per image (budget "
-        f"{report['budget_seconds_per_image']:.1f} s), get {report['get_ms_median']:.1f} ms"
+        f"encode {report['encode_seconds_per_image']:.1f} s per image"
+        + ("" if cpu is None else f" ({cpu:.1f} s of CPU)")
+        + f" (budget {report['budget_seconds_per_image']:.1f} s), "
+        f"get {report['get_ms_median']:.1f} ms"
     )
     table = Table(title=title, title_justify="left")
     for column in ("files", "images at equal PSNR", "store bytes", "file bytes", "store / files"):

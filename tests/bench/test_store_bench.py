@@ -15,6 +15,8 @@ from inrstore.bench.store_bench import bytes_at_psnr
 from inrstore.cli.app import app
 from inrstore.models.fit import presets
 from inrstore.models.metrics import psnr
+from inrstore.store import Store
+from inrstore.store.archive import read_labels
 
 
 @pytest.fixture
@@ -60,7 +62,12 @@ def test_bench_store_reports_every_image_and_the_ratios(
         assert row["stored_bytes"] > 0 and row["jpeg_bytes"] > 0 and row["get_ms"] > 0
     jpeg = report["totals"]["jpeg"]
     assert jpeg["ratio"] == pytest.approx(jpeg["stored_bytes"] / jpeg["file_bytes"])
-    assert "store / files" in outcome.output
+    assert report["encode_cpu_seconds_per_image"] > 0
+    assert "store / files" in outcome.output and "s of CPU" in outcome.output
+    labels = read_labels(cifar_samples / "labels.csv")
+    with Store.open(tmp_path / "kept", readonly=True) as kept:
+        stored = {info.name: info.label for info in kept.members()}
+    assert len(stored) == 4 and stored == {name: labels[name] for name in stored}
     again = CliRunner().invoke(app, ["bench-store", str(cifar_samples), "--keep-store",
                                      str(tmp_path / "kept"), "--out", str(out)])  # fmt: skip
     assert again.exit_code == 2 and "already exists" in again.output
@@ -98,6 +105,7 @@ def test_bench_store_merge_joins_disjoint_runs_as_one_run(tmp_path: Path) -> Non
     assert totals["jpeg"]["ratio"] == pytest.approx(301 / 600)
     assert totals["avif"] == {"images": 0, "file_bytes": 0, "stored_bytes": 0, "ratio": None}
     assert merged["encode_seconds_per_image"] == pytest.approx((10 + 2 * 40) / 3)
+    assert merged["encode_cpu_seconds_per_image"] is None  # the runs did not measure it
     assert merged["get_ms_median"] == 5.0 and merged["shards"] == 2
     assert [(r["commit"], r["images"]) for r in merged["runs"]] == [("c1", 1), ("c2", 2)]
 
