@@ -29,7 +29,12 @@ from inrstore.models.bitstream.parameters import (
 )
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.mlp import Params
-from inrstore.models.core.quantized import QuantizedModule, dequantize, entropy_layers
+from inrstore.models.core.quantized import (
+    QuantizedModule,
+    dequantize,
+    entropy_layers,
+    select_members,
+)
 from inrstore.models.entropy.coding import (
     CodingError,
     FixedEntropyModel,
@@ -269,34 +274,35 @@ def render_decoded(
 
 def render_members(
     arch: Architecture,
-    modules: Sequence[dict[str, QuantizedModule]],
+    modules: dict[str, QuantizedModule],
     grids: Sequence[list[np.ndarray]],
     scale: float,
     crop: Crop | None,
 ) -> list[np.ndarray]:
-    """:func:`render_decoded` of several members of ``arch``, in order. Members whose output
-    is below :data:`~inrstore.models.render.RENDER_BLOCK` pixels render together, that many
-    pixels at a time (one band), each bit for bit as alone; larger members one by one. The
-    members' modules share their step exponents (one shard's)."""
+    """:func:`render_decoded` of several members of ``arch``, in order; ``modules``' integers
+    carry a leading member dimension ``(members, *shape)`` (one shard's step exponents).
+    Members whose output is below :data:`~inrstore.models.render.RENDER_BLOCK` pixels render
+    together, that many pixels at a time (one band), each bit for bit as alone; larger members
+    one by one."""
     rows, cols = output_size(arch, scale)
     together = max(1, RENDER_BLOCK // (rows * cols))
     images: list[np.ndarray] = []
     for start in range(0, len(grids), together):
-        chunk = range(start, min(len(grids), start + together))
-        if len(chunk) == 1:
-            images.append(render_decoded(arch, modules[start], grids[start], scale, crop))
+        stop = min(len(grids), start + together)
+        if stop - start == 1:
+            own = select_members(modules, start)
+            images.append(render_decoded(arch, own, grids[start], scale, crop))
             continue
         stacked = {
-            name: dequantize(
-                torch.stack([modules[i][module].integers[name] for i in chunk]),
-                modules[start][module].exponent_of(name),
-            )
+            name: dequantize(value[start:stop], modules[module].exponent_of(name))
             for module in RENDERING_MODULES
-            if module in modules[start]
-            for name in modules[start][module].integers
+            if module in modules
+            for name, value in modules[module].integers.items()
         }
         float_grids = [
-            torch.from_numpy(np.stack([grids[i][level] for i in chunk]).astype(np.float32))
+            torch.from_numpy(
+                np.stack([grids[i][level] for i in range(start, stop)]).astype(np.float32)
+            )
             for level in range(len(grids[start]))
         ]
         images.extend(render(arch, stacked, float_grids, scale, crop))

@@ -56,8 +56,12 @@ from inrstore.models.codec import (
 )
 from inrstore.models.core.architecture import Architecture, levels_for
 from inrstore.models.core.mixture import member_modules, members_modules
-from inrstore.models.core.quantized import QuantizedModule
-from inrstore.models.entropy.batched import batchable, read_latents_batched
+from inrstore.models.core.quantized import QuantizedModule, select_members
+from inrstore.models.entropy.batched import (
+    StackedEntropyModel,
+    batchable,
+    read_latents_batched,
+)
 from inrstore.models.entropy.coding import CodingError, read_latents, write_latents
 from inrstore.models.metrics import mse
 from inrstore.models.render import Crop, check_decode_memory
@@ -638,7 +642,7 @@ def decode_members(
     images: list = [None] * len(parsed)
     for arch, indices in _indices_by(parsed, lambda member: member.arch).items():
         rendered = render_members(
-            arch, [modules[i] for i in indices], [grids[i] for i in indices], scale, crop
+            arch, select_members(modules, indices), [grids[i] for i in indices], scale, crop
         )
         for index, image in zip(indices, rendered, strict=True):
             images[index] = image
@@ -657,7 +661,8 @@ def member_latents(
 
 
 def _decode_latents(shared: DecodedHeader, members: Sequence[bytes], scale: float):
-    """Parsed members, their mixed networks and their grids (with the shared latents)."""
+    """Parsed members, their mixed networks (integers ``(members, *shape)``) and their grids
+    (with the shared latents)."""
     parsed = [_parse_member(shared, member, scale) for member in members]
     if shared.shared_grids is not None:
         size = shared.shared_grids[0].shape
@@ -673,15 +678,20 @@ def _decode_latents(shared: DecodedHeader, members: Sequence[bytes], scale: floa
     try:
         for (arch, zero_flags, coding), indices in _batches(groups):
             decoders = [parsed[i].decoder for i in indices]
-            models = [
-                fixed_entropy_model(arch, modules[i], parsed[i].own.prior_index) for i in indices
-            ]
+            priors = [parsed[i].own.prior_index for i in indices]
             if len(indices) > 1 and batchable(arch, coding):
-                decoded = read_latents_batched(decoders, models, zero_flags, coding)
+                together = select_members(modules, indices)
+                model = StackedEntropyModel.of_members(arch, together, priors)
+                decoded = read_latents_batched(decoders, model, zero_flags, coding)
             else:
                 decoded = [
-                    read_latents(decoder, model, zero_flags, coding)
-                    for decoder, model in zip(decoders, models, strict=True)
+                    read_latents(
+                        decoder,
+                        fixed_entropy_model(arch, select_members(modules, i), prior),
+                        zero_flags,
+                        coding,
+                    )
+                    for decoder, i, prior in zip(decoders, indices, priors, strict=True)
                 ]
             for index, member_grids in zip(indices, decoded, strict=True):
                 grids[index] = member_grids

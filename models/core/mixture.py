@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from inrstore.models.core.mlp import WEIGHT_LIMIT
-from inrstore.models.core.quantized import QuantizedModule
+from inrstore.models.core.quantized import QuantizedModule, select_members
 
 
 def mix_float(
@@ -44,21 +44,21 @@ def mix_integers(
     clamped to the weight range; exact (|α| ≤ 2**15, |B| ≤ 2**15, K ≤ 4096).
     """
     rows = None if coefficients is None else np.asarray(coefficients)[None]
-    return mix_integers_together(bases, rows, coefficient_exponent, 1)[0]
+    return mix_integers_together(bases, rows, coefficient_exponent, 1).select(0)
 
 
 def mix_integers_together(
     bases: QuantizedModule, coefficients: np.ndarray | None, coefficient_exponent: int, count: int
-) -> list[QuantizedModule]:
+) -> QuantizedModule:
     """:func:`mix_integers` of ``count`` members at once: ``coefficients`` ``(count, K)``, or
-    None for plain sharing (the members then share one module)."""
+    None for plain sharing. Returns one module whose integers carry a leading member
+    dimension, ``(count, *shape)`` (plain sharing: the one basis, expanded without a copy);
+    :func:`~inrstore.models.core.quantized.select_members` takes members from it."""
     if coefficients is None:
-        shared = QuantizedModule(
-            bases.exponent,
-            {name: value[0].clone() for name, value in bases.integers.items()},
-            bases.tensor_exponents,
-        )
-        return [shared] * count
+        integers = {
+            name: value[0].expand(count, *value.shape[1:]) for name, value in bases.integers.items()
+        }
+        return QuantizedModule(bases.exponent, integers, bases.tensor_exponents)
     values = [value.numpy() for value in bases.integers.values()]
     flat = np.concatenate([value.reshape(len(value), -1) for value in values], axis=1)
     # |α|, |B| ≤ 2**15 and K ≤ 4096: every product and partial sum is an integer below 2**42,
@@ -67,20 +67,12 @@ def mix_integers_together(
     if coefficient_exponent > 0:
         total = (total + (1 << (coefficient_exponent - 1))) >> coefficient_exponent
     total = torch.from_numpy(np.clip(total, -WEIGHT_LIMIT, WEIGHT_LIMIT - 1))
-    members, start = {}, 0  # each tensor's per-member views (one unbind: indexing is slow)
+    integers, start = {}, 0
     for name, value in zip(bases.integers, values, strict=True):
         size = value[0].size
-        mixed = total[:, start : start + size].reshape(count, *value.shape[1:])
-        members[name] = mixed.unbind(0)
+        integers[name] = total[:, start : start + size].reshape(count, *value.shape[1:])
         start += size
-    return [
-        QuantizedModule(
-            bases.exponent,
-            {name: views[member] for name, views in members.items()},
-            bases.tensor_exponents,
-        )
-        for member in range(count)
-    ]
+    return QuantizedModule(bases.exponent, integers, bases.tensor_exponents)
 
 
 def member_modules(
@@ -90,7 +82,7 @@ def member_modules(
 ) -> dict[str, QuantizedModule]:
     """Every module of one member from the shard's bases and the member's coefficients."""
     rows = None if coefficients is None else [coefficients]
-    return members_modules(bases, rows, exponents, 1)[0]
+    return select_members(members_modules(bases, rows, exponents, 1), 0)
 
 
 def members_modules(
@@ -98,10 +90,11 @@ def members_modules(
     coefficients: Sequence[dict[str, np.ndarray]] | None,
     exponents: dict[str, int] | None,
     count: int,
-) -> list[dict[str, QuantizedModule]]:
+) -> dict[str, QuantizedModule]:
     """Every module of ``count`` members (``coefficients``: one dict per member, or None for
-    plain sharing), each module mixed for all of them at once."""
-    mixed = {
+    plain sharing), each mixed for all of them at once: integers ``(count, *shape)``
+    (:func:`~inrstore.models.core.quantized.select_members` takes members from them)."""
+    return {
         name: mix_integers_together(
             module,
             None if coefficients is None else np.stack([own[name] for own in coefficients]),
@@ -110,4 +103,3 @@ def members_modules(
         )
         for name, module in bases.items()
     }
-    return [{name: modules[member] for name, modules in mixed.items()} for member in range(count)]

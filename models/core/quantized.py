@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,6 +65,13 @@ class QuantizedModule:
             offset += count
         return cls(exponent, integers)
 
+    def select(self, members: int | Sequence[int]) -> QuantizedModule:
+        """Of a module whose integers carry a leading member dimension: member ``members``
+        (an index; views), or several (a list of indices; integers ``(len(members), …)``)."""
+        chosen = members if isinstance(members, int) else list(members)
+        integers = {name: value[chosen] for name, value in self.integers.items()}
+        return QuantizedModule(self.exponent, integers, self.tensor_exponents)
+
     def exponent_of(self, name: str) -> int:
         """The step exponent of tensor ``name``."""
         return self.tensor_exponents.get(name, self.exponent)
@@ -79,6 +86,13 @@ class QuantizedModule:
             name: dequantize(value, self.exponent_of(name)).to(device)
             for name, value in self.integers.items()
         }
+
+
+def select_members(
+    modules: dict[str, QuantizedModule], members: int | Sequence[int]
+) -> dict[str, QuantizedModule]:
+    """:meth:`QuantizedModule.select` of every module."""
+    return {name: module.select(members) for name, module in modules.items()}
 
 
 def dequantize(integers: torch.Tensor, exponent: int) -> torch.Tensor:

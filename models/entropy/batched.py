@@ -28,12 +28,12 @@ from inrstore.models.core.context import (
     level_code,
     position_code,
 )
-from inrstore.models.core.mlp import FixedLayer, fixed_activation, scaled_bias, scaled_weight
+from inrstore.models.core.mlp import FixedLayer, fixed_activation
+from inrstore.models.core.quantized import QuantizedModule, entropy_layers
 from inrstore.models.entropy.coding import (
     ANCHOR_PASS1_CODING,
     UNIT,
     WINDOW_CODING,
-    FixedEntropyModel,
     finest_coded,
     read_keyed,
     read_tables,
@@ -43,25 +43,25 @@ from inrstore.models.entropy.tables import table_keys
 
 
 @dataclass(frozen=True)
-class StackedLayer:
-    """One layer of every member: ``weight`` ``(B, out, in)`` (already scaled by its
-    exponent) and ``bias`` ``(B, out, 1)`` in the accumulator's unit, as
-    :class:`~inrstore.models.core.mlp.FixedLayer`'s ``scaled_weight``/``scaled_bias``."""
+class StackedEntropyModel:
+    """The ARU networks of ``B`` members of one architecture: each layer a
+    :class:`~inrstore.models.core.mlp.FixedLayer` whose tensors carry a leading member
+    dimension (weight ``(B, fan_in, fan_out)``, one pair of exponents, as a shard's members
+    share them), and each member's prior scale index ``(B,)``."""
 
-    weight: np.ndarray
-    bias: np.ndarray
+    arch: Architecture
+    aru_pass1: list[FixedLayer]
+    aru_pass2: list[FixedLayer]
+    prior_indices: np.ndarray
 
     @classmethod
-    def stack(cls, layers: Sequence[FixedLayer]) -> StackedLayer:
-        """The members' layers, scaled together: they share their exponents, as a shard's
-        members do."""
-        first = layers[0]
-        if len({(layer.exponent, layer.bias_exponent) for layer in layers}) > 1:
-            raise ValueError("the members' layers have different exponents")
-        return cls(
-            scaled_weight(np.stack([layer.weight for layer in layers]), first.exponent),
-            scaled_bias(np.stack([layer.bias for layer in layers]), first.bias_exponent),
-        )
+    def of_members(
+        cls, arch: Architecture, modules: dict[str, QuantizedModule], prior_indices: Sequence[int]
+    ) -> StackedEntropyModel:
+        """From modules whose integers are ``(B, *shape)`` (as
+        :func:`~inrstore.models.core.mixture.members_modules` mixes them)."""
+        layers = entropy_layers(arch, modules)
+        return cls(arch, layers["aru1"], layers["aru2"], np.asarray(prior_indices))
 
 
 def batchable(arch: Architecture, coding: int) -> bool:
@@ -76,20 +76,20 @@ def batchable(arch: Architecture, coding: int) -> bool:
     )
 
 
-def _forward(layers: Sequence[StackedLayer], x: np.ndarray) -> np.ndarray:
+def _forward(layers: Sequence[FixedLayer], x: np.ndarray) -> np.ndarray:
     """:func:`~inrstore.models.core.mlp.fixed_forward` of every member at once, ``x``
     ``(B, in, n)`` → ``(B, out, n)``."""
     last = len(layers) - 1
     for i, layer in enumerate(layers):
-        accumulator = np.matmul(layer.weight, x)
-        accumulator += layer.bias
+        accumulator = np.matmul(layer.scaled_weight, x)
+        accumulator += layer.scaled_bias
         x = fixed_activation(accumulator, last=i == last)
     return x
 
 
 def _pass1_anchors(
-    first: StackedLayer,
-    rest: Sequence[StackedLayer],
+    first: FixedLayer,
+    rest: Sequence[FixedLayer],
     coarse: np.ndarray,
     coarse_mu: np.ndarray,
     coarse_log_scale: np.ndarray,
@@ -102,7 +102,7 @@ def _pass1_anchors(
     grid, with a batch dimension. ``coarse`` is the coarser grids' integers ``(B, hc, wc)``."""
     height, width = shape
     count, coarse_height, coarse_width = coarse.shape
-    weight = torch.from_numpy(first.weight)  # (B, hidden, 14)
+    weight = torch.from_numpy(first.scaled_weight)  # (B, hidden, 14)
     padded = F.pad(torch.from_numpy(coarse * UNIT)[:, None], (1, 1, 1, 1))[:, 0]
     cells = torch.stack(
         [
@@ -119,7 +119,7 @@ def _pass1_anchors(
     rows = position_code(height, 2 * coarse_height, weight.device).to(weight.dtype) * encoding
     cols = position_code(width, 2 * coarse_width, weight.device).to(weight.dtype) * encoding
     level_term = level_code(level, levels) * encoding
-    bias = torch.from_numpy(first.bias[:, :, 0])
+    bias = torch.from_numpy(first.scaled_bias[:, :, 0])
     row_term = weight[:, :, 11, None] * rows
     col_term = weight[:, :, 12, None] * cols + (weight[:, :, 13] * level_term + bias)[..., None]
     columns = col_term.reshape(count, hidden, coarse_width, 2).transpose(2, 3)[:, :, None]
@@ -140,26 +140,20 @@ def _read_pass(
 
 
 def read_latents_batched(
-    decoders: Sequence, models: Sequence[FixedEntropyModel], zero_flags: int, coding: int
+    decoders: Sequence, model: StackedEntropyModel, zero_flags: int, coding: int
 ) -> list[list[np.ndarray]]:
     """Every member's grids (float64, finest first), as :func:`~inrstore.models.entropy.
-    coding.read_latents` of each ``decoders[b]`` with ``models[b]`` would give them; the
-    models share one architecture, for which :func:`batchable` holds."""
-    arch = models[0].arch
+    coding.read_latents` of each ``decoders[b]`` with member ``b``'s own entropy model would
+    give them; :func:`batchable` must hold for the architecture."""
+    arch = model.arch
     if not batchable(arch, coding):
         raise ValueError("these members cannot be decoded together (see batchable)")
-    count = len(models)
-    first = models[0]
-    pass1 = [
-        StackedLayer.stack([m.aru_pass1[i] for m in models]) for i in range(len(first.aru_pass1))
-    ]
-    pass2 = [
-        StackedLayer.stack([m.aru_pass2[i] for m in models]) for i in range(len(first.aru_pass2))
-    ]
+    count = len(decoders)
+    pass1, pass2 = model.aru_pass1, model.aru_pass2
     shapes = arch.grid_shapes()
     grids = [np.zeros((count, *shape)) for shape in shapes]
     top = arch.levels - 1
-    prior_log_scale = np.array([m.prior_index * UNIT / LOG_SCALE_STEPS for m in models])
+    prior_log_scale = model.prior_indices * (UNIT / LOG_SCALE_STEPS)
     coarse_mu = np.zeros((count, *shapes[top]))
     coarse_log_scale = np.broadcast_to(prior_log_scale[:, None, None], coarse_mu.shape).copy()
     for level in range(top, finest_coded(zero_flags, arch.levels) - 1, -1):

@@ -7,14 +7,16 @@ from dataclasses import replace
 import constriction
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from inrstore.models import codec, shard_codec
 from inrstore.models.bitstream.errors import BitstreamError
 from inrstore.models.codec import fixed_entropy_model
 from inrstore.models.core.architecture import Architecture
-from inrstore.models.core.mlp import FixedLayer
-from inrstore.models.entropy.batched import StackedLayer, batchable, read_latents_batched
+from inrstore.models.core.mixture import member_modules, members_modules
+from inrstore.models.core.quantized import QuantizedModule, select_members
+from inrstore.models.entropy.batched import StackedEntropyModel, batchable, read_latents_batched
 from inrstore.models.entropy.coding import (
     ANCHOR_PASS1_CODING,
     TABLE_CODING,
@@ -38,9 +40,10 @@ def _decoder(payload: bytes):
 @pytest.mark.parametrize("zero_flags", [0, 0b1, 0b101])
 def test_grids_decoded_together_are_each_members_own(zero_flags: int, coding: int) -> None:
     arch = Architecture(32, 24, 3, 4, 0)
+    modules = [random_modules(arch, seed) for seed in range(3)]
+    priors = [10 + seed for seed in range(3)]
     models = [
-        fixed_entropy_model(arch, random_modules(arch, seed), prior_index=10 + seed)
-        for seed in range(3)
+        fixed_entropy_model(arch, own, prior) for own, prior in zip(modules, priors, strict=True)
     ]
     payloads, originals = [], []
     for seed, model in enumerate(models):
@@ -53,7 +56,8 @@ def test_grids_decoded_together_are_each_members_own(zero_flags: int, coding: in
         payloads.append(payload)
         originals.append(grids)
     decoders = [_decoder(payload) for payload in payloads]
-    together = read_latents_batched(decoders, models, zero_flags, coding)
+    stacked = StackedEntropyModel.of_members(arch, _stacked(modules), priors)
+    together = read_latents_batched(decoders, stacked, zero_flags, coding)
     for grids, decoded, model, payload in zip(originals, together, models, payloads, strict=True):
         alone = read_latents(_decoder(payload), model, zero_flags, coding)
         for original, batched, single in zip(grids, decoded, alone, strict=True):
@@ -68,24 +72,41 @@ def test_only_aru_grids_of_even_width_with_the_latest_codings_decode_together() 
     assert not batchable(Architecture(32, 24, 3, 4, 0), TABLE_CODING)
     assert not batchable(Architecture(32, 22, 3, 4, 0), ANCHOR_PASS1_CODING)  # 11 wide
     arch = Architecture(32, 24, 3, 4, 1)
-    model = fixed_entropy_model(arch, random_modules(arch, 0), prior_index=10)
+    model = StackedEntropyModel.of_members(arch, _stacked([random_modules(arch, 0)]), [10])
     with pytest.raises(ValueError, match="cannot be decoded together"):
-        read_latents_batched([None], [model], 0, ANCHOR_PASS1_CODING)
+        read_latents_batched([None], model, 0, ANCHOR_PASS1_CODING)
 
 
-def test_stacked_layers_equal_each_members_scaled_layer_and_share_exponents() -> None:
+def _stacked(members: list[dict[str, QuantizedModule]]) -> dict[str, QuantizedModule]:
+    """Members' modules (with equal step exponents) as one set with a member dimension."""
+    first = members[0]
+    return {
+        name: QuantizedModule(
+            module.exponent,
+            {
+                key: torch.stack([own[name].integers[key] for own in members])
+                for key in module.integers
+            },
+            module.tensor_exponents,
+        )
+        for name, module in first.items()
+    }
+
+
+def test_selected_members_of_mixed_modules_are_each_members_own_mix() -> None:
     rng = np.random.default_rng(0)
-    layers = [
-        FixedLayer(rng.integers(-99, 99, (5, 3)).astype(float), rng.integers(-9, 9, 3) * 1.0, 6, 9)
-        for _ in range(2)
-    ]
-    stacked = StackedLayer.stack(layers)
-    for member, layer in enumerate(layers):
-        np.testing.assert_array_equal(stacked.weight[member], layer.scaled_weight)
-        np.testing.assert_array_equal(stacked.bias[member], layer.scaled_bias)
-    other = FixedLayer(layers[0].weight, layers[0].bias, 7, 9)
-    with pytest.raises(ValueError, match="different exponents"):
-        StackedLayer.stack([layers[0], other])
+    bases = {"m": QuantizedModule(9, {"w": torch.from_numpy(rng.integers(-999, 999, (3, 4, 2)))})}
+    alphas = [{"m": rng.integers(-(2**11), 2**11, 3)} for _ in range(5)]
+    together = members_modules(bases, alphas, {"m": 11}, 5)
+    picked = select_members(together, [4, 1])["m"].integers["w"]
+    for row, member in enumerate((4, 1)):
+        alone = member_modules(bases, alphas[member], {"m": 11})["m"].integers["w"]
+        assert torch.equal(together["m"].integers["w"][member], alone)
+        assert torch.equal(picked[row], alone)
+    shared = members_modules(bases, None, None, 5)["m"].integers["w"]
+    assert shared.shape == (5, 4, 2) and all(
+        torch.equal(m, bases["m"].integers["w"][0]) for m in shared
+    )
 
 
 @pytest.fixture
