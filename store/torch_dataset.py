@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -87,11 +88,17 @@ class ShardStream(_StoreReader, IterableDataset):
     their members shuffled together. Every member comes once per epoch; a damaged one is
     skipped with a ``RuntimeWarning`` that names it.
 
+    In the main process (``num_workers=0``) the shards are decoded on ``threads`` threads, the
+    next window's while the current one is consumed (the decoder spends most of its time in
+    numpy, torch and the range coder, which release the GIL on large arrays). In a worker,
+    on one thread: the workers are the parallelism there.
+
     Args:
         store, ids, scale, transform: as :class:`StoreDataset`'s.
         shuffle: shuffle shards and members (False: shards and members in id order).
         window: shards whose members are shuffled together.
         seed: the shuffles' seed; :meth:`set_epoch` varies them per epoch.
+        threads: decoding threads in the main process (default: torch's intra-op threads).
     """
 
     def __init__(
@@ -104,11 +111,15 @@ class ShardStream(_StoreReader, IterableDataset):
         shuffle: bool = True,
         window: int = 2,
         seed: int = 0,
+        threads: int | None = None,
     ) -> None:
         if window < 1:
             raise ValueError(f"window must be at least 1 shard, not {window}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, not {threads}")
         super().__init__(store, ids, scale, transform)
         self.shuffle, self.window, self.seed, self.epoch = shuffle, window, seed, 0
+        self.threads = threads
 
     def set_epoch(self, epoch: int) -> None:
         """Shuffle differently in epoch ``epoch`` (call before iterating, as with a
@@ -126,13 +137,23 @@ class ShardStream(_StoreReader, IterableDataset):
         worker = get_worker_info()
         if worker is not None:
             order = order[worker.id :: worker.num_workers]
-        for start in range(0, len(order), self.window):
-            indices = [i for shard in order[start : start + self.window] for i in members[shard]]
-            items = self._decoded(indices)
-            if self.shuffle:
-                rng.shuffle(items)
-            for index, pixels in items:
-                yield self._item(pixels, index)
+        windows = [
+            [members[shard] for shard in order[start : start + self.window]]
+            for start in range(0, len(order), self.window)
+        ]
+        threads = 1 if worker is not None else self.threads or torch.get_num_threads()
+        self._opened()  # once, before the threads read it
+        with ThreadPoolExecutor(threads) as pool:
+            ahead = [pool.submit(self._decoded, shard) for shard in windows[0]] if windows else []
+            for following in [*windows[1:], None]:
+                current = ahead
+                if following is not None:  # the next window decodes while this one is read
+                    ahead = [pool.submit(self._decoded, shard) for shard in following]
+                items = [item for future in current for item in future.result()]
+                if self.shuffle:
+                    rng.shuffle(items)
+                for index, pixels in items:
+                    yield self._item(pixels, index)
 
     def _decoded(self, indices: list[int]) -> list[tuple[int, np.ndarray]]:
         """``(index, pixels)`` of the members at ``indices``, decoded together; where one is

@@ -86,6 +86,20 @@ def test_a_shard_stream_order_is_fixed_by_its_seed_and_epoch(filled: Path) -> No
     assert any(order(seed, 2) != first for seed in (6, 7, 8))
 
 
+def test_a_shard_stream_on_several_threads_yields_what_one_thread_yields(filled: Path) -> None:
+    def stream(threads: int) -> list[tuple[bytes, int]]:
+        return [
+            (image.numpy().tobytes(), label)
+            for image, label in ShardStream(filled, window=1, seed=4, threads=threads)
+        ]
+
+    alone = stream(1)
+    assert len(set(ShardStream(filled).shards)) == 2  # two windows: one decodes ahead
+    assert len(alone) == 6 and stream(3) == alone
+    with pytest.raises(ValueError, match="threads must be at least 1, not 0"):
+        ShardStream(filled, threads=0)
+
+
 def test_a_shard_stream_splits_shards_between_workers_and_transforms(filled: Path) -> None:
     stream = ShardStream(filled, transform=lambda image: image[:, :8, :8], shuffle=False)
     batches = list(DataLoader(stream, batch_size=2, num_workers=2))
