@@ -1,6 +1,7 @@
 """Images per second through a PyTorch DataLoader: from a store vs from PNG and JPEG files.
 
-Usage: ``python -m inrstore.bench.dataloader_speed CIFAR_DIR --out FILE.json [--limit N]``.
+Usage: ``python -m inrstore.bench.dataloader_speed CIFAR_DIR --out FILE.json [--limit N]
+[--repeats R]``: each rate is the median of ``R`` runs of three epochs.
 The store is filled with a short training run (read speed does not depend on how long the
 encoder trained) with shared networks, which ``add --preset fast`` chooses for CIFAR shards
 (a 30-step run alone would keep each image's own networks). Every loader decodes to float32
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +45,7 @@ class FileDataset(Dataset):
 
 
 def images_per_second(dataset: Dataset, workers: int, epochs: int = 3) -> float:
+    """Images per second over ``epochs`` epochs (each starts its workers afresh)."""
     loader = DataLoader(dataset, batch_size=64, num_workers=workers)
     start = time.perf_counter()
     for _ in range(epochs):
@@ -51,12 +54,18 @@ def images_per_second(dataset: Dataset, workers: int, epochs: int = 3) -> float:
     return epochs * len(dataset) / (time.perf_counter() - start)
 
 
+def median_rate(dataset: Dataset, workers: int, repeats: int) -> float:
+    """The median of ``repeats`` measurements of :func:`images_per_second`."""
+    return statistics.median(images_per_second(dataset, workers) for _ in range(repeats))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     paths = [found.path for found in scan_images(args.folder).images][: args.limit]
     with tempfile.TemporaryDirectory() as scratch:
@@ -69,21 +78,23 @@ def main() -> None:
             jpegs[-1].write_bytes(buffer.getvalue())
         with Store.open(root / "store", create=True) as store:
             store.add(paths, preset=Preset("speed", 30, arm_levels=0), sharing="shared")
-        results = {}
-        for workers in (0, args.workers):
-            results[f"store, {workers} workers"] = images_per_second(
-                StoreDataset(root / "store"), workers
-            )
-            results[f"store shard stream, {workers} workers"] = images_per_second(
-                ShardStream(root / "store"), workers
-            )
-            results[f"PNG files, {workers} workers"] = images_per_second(
-                FileDataset(paths), workers
-            )
-            results[f"JPEG files, {workers} workers"] = images_per_second(
-                FileDataset(jpegs), workers
-            )
-    report = {"images": len(paths), "unit": "images per second", "results": results}
+        loaders = {
+            "store": StoreDataset(root / "store"),
+            "store shard stream": ShardStream(root / "store"),
+            "PNG files": FileDataset(paths),
+            "JPEG files": FileDataset(jpegs),
+        }
+        results = {
+            f"{name}, {workers} workers": median_rate(dataset, workers, args.repeats)
+            for workers in (0, args.workers)
+            for name, dataset in loaders.items()
+        }
+    report = {
+        "images": len(paths),
+        "unit": "images per second",
+        "measure": f"median of {args.repeats} runs of 3 epochs, each epoch starting its workers",
+        "results": results,
+    }
     write_report(args.out, report)
     for name, rate in results.items():
         print(f"{name:28s} {rate:10.1f} images/s")
