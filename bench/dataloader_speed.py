@@ -78,16 +78,16 @@ def main() -> None:
             jpegs[-1].write_bytes(buffer.getvalue())
         with Store.open(root / "store", create=True) as store:
             store.add(paths, preset=Preset("speed", 30, arm_levels=0), sharing="shared")
-        loaders = {
-            "store": StoreDataset(root / "store"),
-            "store shard stream": ShardStream(root / "store"),
-            "PNG files": FileDataset(paths),
-            "JPEG files": FileDataset(jpegs),
+        datasets = {  # made afresh per measurement: one LMDB handle per process at a time
+            "store": lambda: StoreDataset(root / "store"),
+            "store shard stream": lambda: ShardStream(root / "store"),
+            "PNG files": lambda: FileDataset(paths),
+            "JPEG files": lambda: FileDataset(jpegs),
         }
         results = {
-            f"{name}, {workers} workers": median_rate(dataset, workers, args.repeats)
+            f"{name}, {workers} workers": median_rate(dataset(), workers, args.repeats)
             for workers in (0, args.workers)
-            for name, dataset in loaders.items()
+            for name, dataset in datasets.items()
         }
     report = {
         "images": len(paths),
