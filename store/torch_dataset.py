@@ -89,8 +89,8 @@ class ShardStream(_StoreReader, IterableDataset):
     skipped with a ``RuntimeWarning`` that names it.
 
     In the main process (``num_workers=0``) the shards are decoded on ``threads`` threads, the
-    next window's while the current one is consumed (the decoder spends most of its time in
-    numpy, torch and the range coder, which release the GIL on large arrays). In a worker,
+    next window's while the current one is consumed (the decoder spends much of its time in
+    numpy and torch, which release the GIL on large arrays). In a worker,
     on one thread: the workers are the parallelism there.
 
     Args:

@@ -78,7 +78,7 @@ def mlp_forward(
 class FixedLayer:
     """One quantized layer: integer ``weight`` ``(fan_in, fan_out)`` at step ``2**-exponent``
     and ``bias`` ``(fan_out,)`` at step ``2**-bias_exponent`` (float64 arrays holding
-    integers).
+    integers; both may carry a leading member dimension, one layer of several members).
 
     Both exponents in [0, 16] keep every accumulator exact: its finest unit is
     ``2**-max(exponent, bias_exponent - FRACTION_BITS)``, and in that unit, with inputs below
