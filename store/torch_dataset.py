@@ -90,8 +90,8 @@ class ShardStream(_StoreReader, IterableDataset):
 
     In the main process (``num_workers=0``) the shards are decoded on ``threads`` threads, the
     next window's while the current one is consumed (the decoder spends much of its time in
-    numpy and torch, which release the GIL on large arrays). In a worker,
-    on one thread: the workers are the parallelism there.
+    numpy and torch, which release the GIL on large arrays). In a worker on one thread: the
+    workers are the parallelism there.
 
     Args:
         store, ids, scale, transform: as :class:`StoreDataset`'s.
