@@ -29,12 +29,7 @@ from inrstore.models.bitstream.parameters import (
 )
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.mlp import Params
-from inrstore.models.core.quantized import (
-    QuantizedModule,
-    dequantize,
-    entropy_layers,
-    select_members,
-)
+from inrstore.models.core.quantized import QuantizedModule, entropy_layers, select_members
 from inrstore.models.entropy.coding import (
     CodingError,
     FixedEntropyModel,
@@ -293,12 +288,7 @@ def render_members(
             own = select_members(modules, start)
             images.append(render_decoded(arch, own, grids[start], scale, crop))
             continue
-        stacked = {
-            name: dequantize(value[start:stop], modules[module].exponent_of(name))
-            for module in RENDERING_MODULES
-            if module in modules
-            for name, value in modules[module].integers.items()
-        }
+        stacked = _rendering_params(select_members(modules, slice(start, stop)))
         float_grids = [
             torch.from_numpy(
                 np.stack([grids[i][level] for i in range(start, stop)]).astype(np.float32)
@@ -310,7 +300,8 @@ def render_members(
 
 
 def _rendering_params(modules: dict[str, QuantizedModule]) -> Params:
-    """The float parameters the rendering reads: the synthesis's and the pre-filters'."""
+    """The float parameters the rendering reads: the synthesis's and the pre-filters' (with
+    the modules' member dimension, if they have one)."""
     return {
         name: value
         for module in RENDERING_MODULES

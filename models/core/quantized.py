@@ -65,10 +65,11 @@ class QuantizedModule:
             offset += count
         return cls(exponent, integers)
 
-    def select(self, members: int | Sequence[int]) -> QuantizedModule:
+    def select(self, members: int | slice | Sequence[int]) -> QuantizedModule:
         """Of a module whose integers carry a leading member dimension: member ``members``
-        (an index; views), or several (a list of indices; integers ``(len(members), …)``)."""
-        chosen = members if isinstance(members, int) else list(members)
+        (an index; views), or several (a slice, views; or a list of indices; integers
+        ``(len(members), …)``)."""
+        chosen = members if isinstance(members, int | slice) else list(members)
         integers = {name: value[chosen] for name, value in self.integers.items()}
         return QuantizedModule(self.exponent, integers, self.tensor_exponents)
 
@@ -89,7 +90,7 @@ class QuantizedModule:
 
 
 def select_members(
-    modules: dict[str, QuantizedModule], members: int | Sequence[int]
+    modules: dict[str, QuantizedModule], members: int | slice | Sequence[int]
 ) -> dict[str, QuantizedModule]:
     """:meth:`QuantizedModule.select` of every module."""
     return {name: module.select(members) for name, module in modules.items()}

@@ -36,7 +36,7 @@ from inrstore.models.entropy.coding import (
     WINDOW_CODING,
     finest_coded,
     read_keyed,
-    read_tables,
+    symbol_reader,
 )
 from inrstore.models.entropy.laplace import LOG_SCALE_STEPS
 from inrstore.models.entropy.tables import table_keys
@@ -136,7 +136,8 @@ def _read_pass(
     ``(B, n)``; the window coding's tables are looked up for all members at once."""
     if coding == WINDOW_CODING:
         return read_keyed(decoders, *table_keys(mu, log_scale))
-    return [read_tables(*member) for member in zip(decoders, mu, log_scale, strict=True)]
+    read = symbol_reader(coding)
+    return [read(*member) for member in zip(decoders, mu, log_scale, strict=True)]
 
 
 def read_latents_batched(
