@@ -123,6 +123,8 @@ SHARED_BELOW_PIXELS = 64 * 64 + 1
 """``auto`` weighs shared networks only when every member has fewer pixels than this."""
 TRIAL_MEMBERS = 4
 """Members ``auto`` encodes with their own networks to weigh them against shared ones."""
+LATENTS_TRIAL_MEMBERS = 8
+"""Members ``latents`` encodes with and without shared latents to choose for a new shard."""
 
 
 def choose_sharing(images: Sequence[np.ndarray]) -> str:
@@ -217,19 +219,51 @@ def _encode_latents(job: EncodeJob, seed: int, on_status: Callable | None) -> En
 
     A shard that starts from an earlier header of one set of shared networks takes that
     header's choice (shared latents when it has them at this size) without a trial, so a
-    camera's later shards pay for one encode each; otherwise both are encoded, each with the
-    shard's budget (progress: with, then without).
+    camera's later shards pay for one encode each. Otherwise both are encoded on up to
+    :data:`LATENTS_TRIAL_MEMBERS` members spread over the shard, each within those members'
+    share of the time limit; a longer shard is then encoded whole with the winner's choice,
+    starting from the winner's header as a later shard would (progress: with, without, the
+    shard).
     """
+    from inrstore.models.fit.shard_train import ShardSettings
+
     inherited = _inherited_latents(job.warm_start, job.pixels.shape[:2])
     if inherited is not None:
         return _encode_shared(replace(job, shared_latents=inherited), seed, on_status)
     start = time.perf_counter()
-    trials = [
-        _encode_shared(replace(job, shared_latents=latents), seed, _phase(on_status, *span))
-        for latents, span in ((True, (0.0, 0.5)), (False, (0.5, 1.0)))
-    ]
-    best = min(trials, key=lambda shard: shard_rate_distortion(job, pack_shard(shard)))
+    count = len(job.images)
+    sample = _spread_members(count, LATENTS_TRIAL_MEMBERS)
+    trial_job = _job_of_members(job, sample)
+    share = len(sample) / count
+    split = 1.0 if share == 1 else 2 * share / (2 * share + ShardSettings.latents_warm_fraction)
+    trials = {
+        latents: _encode_shared(
+            replace(trial_job, shared_latents=latents), seed, _phase(on_status, *span)
+        )
+        for latents, span in ((True, (0.0, split / 2)), (False, (split / 2, split)))
+    }
+    latents, best = min(
+        trials.items(), key=lambda item: shard_rate_distortion(trial_job, pack_shard(item[1]))
+    )
+    if share < 1:
+        whole = replace(job, shared_latents=latents, warm_start=best.header)
+        chosen = _encode_shared(whole, seed, _phase(on_status, split, 1.0))
+        best = replace(chosen, warm_started=best.warm_started)
     return replace(best, seconds=time.perf_counter() - start)
+
+
+def _job_of_members(job: EncodeJob, indices: Sequence[int]) -> EncodeJob:
+    """``job`` restricted to the images at ``indices``, with their pixels' share of its time
+    limit."""
+    images = job.images
+    chosen = [images[i] for i in indices]
+    if len(chosen) == len(images):
+        return job
+    pixels = [image.shape[0] * image.shape[1] for image in images]
+    limit = job.time_limit
+    if limit is not None:
+        limit *= sum(pixels[i] for i in indices) / sum(pixels)
+    return replace(job, pixels=chosen[0], others=tuple(chosen[1:]), time_limit=limit)
 
 
 def _inherited_latents(warm_start: bytes | None, size: tuple[int, int]) -> bool | None:
@@ -263,7 +297,7 @@ def _encode_compared(
 
     start = time.perf_counter()
     images = job.images
-    trial = _trial_members(len(images))
+    trial = _spread_members(len(images), TRIAL_MEMBERS)
     pixels = [image.shape[0] * image.shape[1] for image in images]
     sampled = sum(pixels[i] for i in trial) / sum(pixels)
     before = sampled / (1 + sampled)
@@ -283,11 +317,11 @@ def _encode_compared(
     return replace(chosen, seconds=time.perf_counter() - start)
 
 
-def _trial_members(count: int) -> list[int]:
-    """Indices of :data:`TRIAL_MEMBERS` members (or all), evenly spread over ``count``."""
-    if count <= TRIAL_MEMBERS:
+def _spread_members(count: int, wanted: int) -> list[int]:
+    """Indices of ``wanted`` members (or all), evenly spread over ``count``."""
+    if count <= wanted:
         return list(range(count))
-    return sorted({round(i * (count - 1) / (TRIAL_MEMBERS - 1)) for i in range(TRIAL_MEMBERS)})
+    return sorted({round(i * (count - 1) / (wanted - 1)) for i in range(wanted)})
 
 
 def _encode_own(

@@ -172,3 +172,28 @@ def test_a_warm_started_shard_takes_its_earlier_headers_choice_without_a_trial(
     assert calls == [True, False]
     encode_shard(frames, PRESET, quality=70, sharing="latents")
     assert calls == [True, False, True, False]
+
+
+def test_a_new_shard_longer_than_the_trial_chooses_on_a_few_members_then_encodes_whole(
+    frames, monkeypatch
+) -> None:
+    """Both choices are encoded on members spread over the shard; the whole shard is then
+    encoded once, with the winner's choice, starting from the winner's header."""
+    monkeypatch.setattr(shard_codec, "LATENTS_TRIAL_MEMBERS", 2)
+    calls = []
+    real = shard_codec._encode_shared
+
+    def counted(job, seed, on_status):
+        calls.append((len(job.images), job.shared_latents, job.warm_start))
+        return real(job, seed, on_status)
+
+    monkeypatch.setattr(shard_codec, "_encode_shared", counted)
+    shard = encode_shard(frames, PRESET, quality=70, sharing="latents")
+    assert [call[:2] for call in calls] == [(2, True), (2, False), (3, calls[2][1])]
+    assert calls[0][2] is None and calls[1][2] is None and calls[2][2] is not None
+    chosen = unpack_header(calls[2][2])[0]
+    assert (chosen.latents is not None) == calls[2][1]
+    assert (read_shard_header(shard.header).shared_grids is not None) == calls[2][1]
+    assert len(shard.members) == 3 and not shard.warm_started
+    for index, frame in enumerate(frames):
+        assert psnr(frame, decode_member(shard.header, shard.members[index])) > 20
