@@ -288,13 +288,17 @@ def _encode_compared(
 ) -> EncodedShard:
     """Shared networks or each member's own, whichever has the less D + λR.
 
-    Up to :data:`TRIAL_MEMBERS` members, spread over the shard, are encoded with their own
-    networks, then the shard with shared ones; both are weighed on those members (their
-    records plus their pixels' share of the header). When own networks win, the other
+    A shard that starts from an earlier header of shared networks that fit it keeps that
+    choice without a trial (:func:`_continues_shared`), as a dataset's later shards do.
+    Otherwise up to :data:`TRIAL_MEMBERS` members, spread over the shard, are encoded with
+    their own networks, then the shard with shared ones; both are weighed on those members
+    (their records plus their pixels' share of the header). When own networks win, the other
     members are encoded too, reusing the trial's. Progress: the trial, then the shard.
     """
     from inrstore.models.fit.presets import quality_to_lambda
 
+    if _continues_shared(job):
+        return _encode_shared(job, seed, on_status)
     start = time.perf_counter()
     images = job.images
     trial = _spread_members(len(images), TRIAL_MEMBERS)
@@ -315,6 +319,21 @@ def _encode_compared(
         done = dict(zip(trial, own.members, strict=True))
         chosen = _encode_own(job, budgets, seed, _phase(on_status, before, 1.0), done=done)
     return replace(chosen, seconds=time.perf_counter() - start)
+
+
+def _continues_shared(job: EncodeJob) -> bool:
+    """Whether ``job`` starts from an earlier header of shared networks that its own shared
+    networks would start from (same architecture and K): that shard's choice is kept without
+    a trial (a damaged header counts as none)."""
+    if job.warm_start is None:
+        return False
+    try:
+        earlier = unpack_header(job.warm_start)[0]
+    except BitstreamError:
+        return False
+    if earlier.own_networks or earlier.bases != job.bases:
+        return False
+    return earlier.template == _shared_template(job)[0]
 
 
 def _spread_members(count: int, wanted: int) -> list[int]:
@@ -374,27 +393,11 @@ def encode_shared_seed(job: EncodeJob, seed: int, on_status: Callable | None = N
     K = 1), with the preset's architecture settings, the finest-grid rule per member and the
     offline warm start when no earlier shard fits: train, quantize, code. Returns the shard
     packed for :func:`~inrstore.models.fit.candidates.best_candidate`."""
-    from inrstore.models.core.architecture import image_architecture
-    from inrstore.models.fit.finest_grid import zero_levels_for
-    from inrstore.models.fit.presets import quality_to_lambda
     from inrstore.models.fit.shard_quantization import quantize_shard
     from inrstore.models.fit.shard_train import ShardSettings, fit_shard
 
     pixels, chosen = job.images, job.preset
-    lam = quality_to_lambda(job.quality)
-    largest = max(pixels, key=lambda p: (levels_for(*p.shape[:2]), p.shape[0] * p.shape[1]))
-    levels = levels_for(*largest.shape[:2])
-    zero_levels = [zero_levels_for(chosen, p, lam, levels) for p in pixels]
-    template = image_architecture(
-        *largest.shape,
-        chosen.arm_levels,
-        min(zero_levels),
-        chosen.wide_arm,
-        chosen.prefilter,
-        chosen.compact_synthesis,
-        network_pixels=sum(p.shape[0] * p.shape[1] for p in pixels),
-    )
-    template = replace(template, height=1, width=1)
+    template, zero_levels, lam = _shared_template(job)
     settings = ShardSettings(
         bases=job.bases, batch_pixels=job.batch_pixels, shared_latents=job.shared_latents
     )
@@ -471,6 +474,30 @@ def unpack_shard(data: bytes) -> EncodedShard:
         parts.append(data[offset + _PART.size : offset + _PART.size + length])
         offset += _PART.size + length
     return EncodedShard(parts[0], parts[1:], steps, seconds, bool(warm))
+
+
+def _shared_template(job: EncodeJob) -> tuple[Architecture, list[int], float]:
+    """The architecture (at unit size) of ``job``'s shared networks, each member's number
+    of finest grids held at zero, and λ."""
+    from inrstore.models.core.architecture import image_architecture
+    from inrstore.models.fit.finest_grid import zero_levels_for
+    from inrstore.models.fit.presets import quality_to_lambda
+
+    pixels, chosen = job.images, job.preset
+    lam = quality_to_lambda(job.quality)
+    largest = max(pixels, key=lambda p: (levels_for(*p.shape[:2]), p.shape[0] * p.shape[1]))
+    levels = levels_for(*largest.shape[:2])
+    zero_levels = [zero_levels_for(chosen, p, lam, levels) for p in pixels]
+    template = image_architecture(
+        *largest.shape,
+        chosen.arm_levels,
+        min(zero_levels),
+        chosen.wide_arm,
+        chosen.prefilter,
+        chosen.compact_synthesis,
+        network_pixels=sum(p.shape[0] * p.shape[1] for p in pixels),
+    )
+    return replace(template, height=1, width=1), zero_levels, lam
 
 
 def _warm_bases(

@@ -90,8 +90,9 @@ class ShardStream(_StoreReader, IterableDataset):
 
     In the main process (``num_workers=0``) the shards are decoded on ``threads`` threads, the
     next window's while the current one is consumed (the decoder spends much of its time in
-    numpy and torch, which release the GIL on large arrays). In a worker on one thread: the
-    workers are the parallelism there.
+    numpy and torch, which release the GIL on large arrays); each runs torch on one thread of
+    its own (the caller's thread count is left alone), so that they do not oversubscribe the
+    cores. In a worker on one thread: the workers are the parallelism there.
 
     Args:
         store, ids, scale, transform: as :class:`StoreDataset`'s.
@@ -143,7 +144,7 @@ class ShardStream(_StoreReader, IterableDataset):
         ]
         threads = 1 if worker is not None else self.threads or torch.get_num_threads()
         self._opened()  # once, before the threads read it
-        with ThreadPoolExecutor(threads) as pool:
+        with ThreadPoolExecutor(threads, initializer=torch.set_num_threads, initargs=(1,)) as pool:
             ahead = [pool.submit(self._decoded, shard) for shard in windows[0]] if windows else []
             for following in [*windows[1:], None]:
                 current = ahead

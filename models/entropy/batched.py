@@ -131,13 +131,14 @@ def _pass1_anchors(
 
 def _read_pass(
     decoders: Sequence, coding: int, mu: np.ndarray, log_scale: np.ndarray
-) -> Sequence[np.ndarray]:
-    """Each member's symbols (float64) of one pass, from its fixed-point ``(μ, log σ)``, each
-    ``(B, n)``; the window coding's tables are looked up for all members at once."""
+) -> np.ndarray:
+    """The members' symbols ``(B, n)`` (float64) of one pass, from their fixed-point
+    ``(μ, log σ)``, each ``(B, n)``; the window coding's tables are looked up for all members
+    at once."""
     if coding == WINDOW_CODING:
         return read_keyed(decoders, *table_keys(mu, log_scale))
     read = symbol_reader(coding)
-    return [read(*member) for member in zip(decoders, mu, log_scale, strict=True)]
+    return np.stack([read(*member) for member in zip(decoders, mu, log_scale, strict=True)])
 
 
 def read_latents_batched(
@@ -176,9 +177,7 @@ def read_latents_batched(
             pass1[0], pass1[1:], coarse, coarse_mu, coarse_log_scale, shape, level, arch.levels
         )
         if coded:
-            symbols = _read_pass(decoders, coding, anchors[:, 0], anchors[:, 1])
-            for member in range(count):
-                board.put(flat[member], "anchors", symbols[member])
+            board.put(flat, "anchors", _read_pass(decoders, coding, anchors[:, 0], anchors[:, 1]))
         inputs = aru_pass2_inputs(
             torch.from_numpy(grids[level] * UNIT),
             torch.from_numpy(anchors),
@@ -186,9 +185,7 @@ def read_latents_batched(
         )
         others = _forward(pass2, inputs.numpy())
         if coded:
-            symbols = _read_pass(decoders, coding, others[:, 0], others[:, 1])
-            for member in range(count):
-                board.put(flat[member], "others", symbols[member])
+            board.put(flat, "others", _read_pass(decoders, coding, others[:, 0], others[:, 1]))
         output = board.merge(anchors, others)
         coarse_mu = output[:, 0].reshape(count, *shape)
         coarse_log_scale = output[:, 1].reshape(count, *shape)

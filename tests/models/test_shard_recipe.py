@@ -284,3 +284,32 @@ def test_shared_networks_widen_when_the_shard_holds_as_many_pixels_as_a_large_im
         shard = encode_shard(images, preset, sharing="shared", bases=2)
         widths[threshold] = read_shard_header(shard.header).header.template.aru_hidden
     assert widths == {2049: COMPACT_WIDTHS["aru_hidden"], 2048: Architecture.aru_hidden}
+
+
+def test_a_shard_warm_started_from_fitting_shared_networks_keeps_them_without_a_trial(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A dataset's later shard starts from the latest shard's header: when that header's
+    shared networks fit the new shard (same architecture and K), its choice is kept and no
+    member is encoded with its own networks; a header that does not fit runs the trial."""
+    images = _cifar(3, 5, 8, 9)
+    first = encode_shard(images, TINY_PRESET, quality=20, bases=2, sharing="shared")
+    own = encode_shard(images[:1], TINY_PRESET, quality=20)
+    trials: list[int] = []
+    real = shard_codec.encode_image
+
+    def spy(image: np.ndarray, *args: object, **kwargs: object) -> bytes:
+        trials.append(1)
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(shard_codec, "encode_image", spy)
+    later = encode_shard(
+        _cifar(0, 1, 2, 11), TINY_PRESET, quality=20, bases=2, warm_start=first.header
+    )
+    assert trials == [] and later.warm_started
+    assert not read_shard_header(later.header).header.own_networks
+    for warm in (own.header, first.header):  # own networks; K = 2 against K = 3
+        trials.clear()
+        bases = 2 if warm is own.header else 3
+        encode_shard(images, TINY_PRESET, quality=20, bases=bases, warm_start=warm)
+        assert trials
