@@ -54,8 +54,8 @@ class _StoreReader:
             self._store = Store.open(self.path, readonly=True)
         return self._store
 
-    def _item(self, pixels: np.ndarray, index: int) -> tuple[torch.Tensor, int]:
-        image = torch.from_numpy(pixels).permute(2, 0, 1).float().div(255.0)
+    def _item(self, image: torch.Tensor, index: int) -> tuple[torch.Tensor, int]:
+        """The item of member ``index`` from its image (see :func:`as_tensors`)."""
         if self.transform is not None:
             image = self.transform(image)
         return image, self.labels[index]
@@ -78,7 +78,8 @@ class StoreDataset(_StoreReader, Dataset):
     """
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self._item(self._opened().get(self.ids[index], self.scale), index)
+        pixels = self._opened().get(self.ids[index], self.scale)
+        return self._item(as_tensors([pixels])[0], index)
 
 
 class ShardStream(_StoreReader, IterableDataset):
@@ -153,23 +154,32 @@ class ShardStream(_StoreReader, IterableDataset):
                 items = [item for future in current for item in future.result()]
                 if self.shuffle:
                     rng.shuffle(items)
-                for index, pixels in items:
-                    yield self._item(pixels, index)
+                for index, image in items:
+                    yield self._item(image, index)
 
-    def _decoded(self, indices: list[int]) -> list[tuple[int, np.ndarray]]:
-        """``(index, pixels)`` of the members at ``indices``, decoded together; where one is
-        damaged, each alone, and a damaged one skipped with a ``RuntimeWarning`` naming it
-        (an iterable dataset that raised would end the epoch)."""
+    def _decoded(self, indices: list[int]) -> list[tuple[int, torch.Tensor]]:
+        """``(index, image)`` of the members at ``indices`` (:func:`as_tensors`), decoded
+        together; where one is damaged, each alone, and a damaged one skipped with a
+        ``RuntimeWarning`` naming it (an iterable dataset that raised would end the epoch)."""
         store = self._opened()
         try:
             decoded = store.get_many([self.ids[i] for i in indices], self.scale)
-            return list(zip(indices, decoded, strict=True))
+            return list(zip(indices, as_tensors(decoded), strict=True))
         except CorruptRecordError:
             pass
-        items = []
+        found = []
         for index in indices:
             try:
-                items.append((index, store.get(self.ids[index], self.scale)))
+                found.append((index, store.get(self.ids[index], self.scale)))
             except CorruptRecordError as err:
                 warnings.warn(f"skipped a damaged member: {err}", RuntimeWarning, stacklevel=3)
-        return items
+        images = as_tensors([pixels for _, pixels in found])
+        return [(index, image) for (index, _), image in zip(found, images, strict=True)]
+
+
+def as_tensors(images: Sequence[np.ndarray]) -> list[torch.Tensor]:
+    """``uint8 (H, W, C)`` images as float32 ``(C, H, W)`` tensors in [0, 1]; images of one
+    size are converted in one pass (views of one ``(B, C, H, W)`` tensor)."""
+    if images and all(image.shape == images[0].shape for image in images):
+        return list(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(255.0))
+    return [torch.from_numpy(image).permute(2, 0, 1).float().div(255.0) for image in images]

@@ -68,8 +68,8 @@ class QuantizedModule:
     def select(self, members: int | slice | Sequence[int]) -> QuantizedModule:
         """Of a module whose integers carry a leading member dimension: member ``members``
         (an index; views), or several (a slice, views; or a list of indices; integers
-        ``(len(members), …)``)."""
-        chosen = members if isinstance(members, int | slice) else list(members)
+        ``(len(members), …)``, views where the indices are consecutive)."""
+        chosen = members if isinstance(members, int | slice) else _consecutive(list(members))
         integers = {name: value[chosen] for name, value in self.integers.items()}
         return QuantizedModule(self.exponent, integers, self.tensor_exponents)
 
@@ -87,6 +87,13 @@ class QuantizedModule:
             name: dequantize(value, self.exponent_of(name)).to(device)
             for name, value in self.integers.items()
         }
+
+
+def _consecutive(indices: list[int]) -> list[int] | slice:
+    """``indices`` as the slice they make, when they are consecutive and ascending."""
+    if indices and indices == list(range(indices[0], indices[0] + len(indices))):
+        return slice(indices[0], indices[0] + len(indices))
+    return indices
 
 
 def select_members(
