@@ -2,8 +2,9 @@
 
 Usage: ``python -m inrstore.bench.dataloader_speed CIFAR_DIR --out FILE.json [--limit N]
 [--repeats R]``: each rate is the median of ``R`` runs of three epochs.
-The store is filled with a short training run (read speed does not depend on how long the
-encoder trained) with shared networks, which ``add --preset fast`` chooses for CIFAR shards
+The store is filled by ``add`` with the ``fast`` preset's settings (widths, finest-grid
+rule, shards of 128) cut to 30 training steps (read speed does not depend on how long the
+encoder trained) and shared networks, which ``add --preset fast`` chooses for CIFAR shards
 (a 30-step run alone would keep each image's own networks). Every loader decodes to float32
 ``(C, H, W)`` tensors in [0, 1]; the store is read by random access (:class:`StoreDataset`)
 and shard by shard (:class:`ShardStream`).
@@ -16,6 +17,7 @@ import io
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from inrstore.bench.run import write_report
 from inrstore.datasets import scan_images
-from inrstore.models.fit.presets import Preset
+from inrstore.models.fit.presets import preset
 from inrstore.store import ShardStream, Store, StoreDataset
 
 
@@ -77,7 +79,7 @@ def main() -> None:
             jpegs.append(root / f"{path.stem}.jpg")
             jpegs[-1].write_bytes(buffer.getvalue())
         with Store.open(root / "store", create=True) as store:
-            store.add(paths, preset=Preset("speed", 30, arm_levels=0), sharing="shared")
+            store.add(paths, preset=replace(preset("fast"), iterations=30), sharing="shared")
         datasets = {  # made afresh per measurement: one LMDB handle per process at a time
             "store": lambda: StoreDataset(root / "store"),
             "store shard stream": lambda: ShardStream(root / "store"),

@@ -693,9 +693,9 @@ def decode_members(
     crop: Crop | None = None,
 ) -> list[np.ndarray]:
     """Decode several members of one shard (each inside ``crop``, if given), in order.
-    Members of one size, zero flags and coding whose entropy model allows it
-    (:func:`~inrstore.models.entropy.batched.batchable`) have their grids decoded together,
-    bit for bit as alone."""
+    Members of one size and coding whose entropy model allows it
+    (:func:`~inrstore.models.entropy.batched.batchable`) have their grids decoded together
+    (whatever their zero flags), bit for bit as alone."""
     shared = header if isinstance(header, DecodedHeader) else read_shard_header(header)
     if shared.header.own_networks:
         return [decode_image(member, scale, crop) for member in members]
@@ -732,18 +732,17 @@ def _decode_latents(shared: DecodedHeader, members: Sequence[bytes], scale: floa
     coefficients = None if shared.header.coefficients is None else [m.coefficients for m in parsed]
     exponents = _coefficient_exponents(shared)
     modules = members_modules(shared.bases, coefficients, exponents, len(parsed))
-    groups = _indices_by(
-        parsed, lambda member: (member.arch, member.own.zero_flags, member.own.version)
-    )
+    groups = _indices_by(parsed, lambda member: (member.arch, member.own.version))
     grids: list = [None] * len(parsed)
     try:
-        for (arch, zero_flags, coding), indices in _batches(groups):
+        for (arch, coding), indices in _batches(groups):
             decoders = [parsed[i].decoder for i in indices]
             priors = [parsed[i].own.prior_index for i in indices]
+            flags = [parsed[i].own.zero_flags for i in indices]
             if len(indices) > 1 and batchable(arch, coding):
                 together = select_members(modules, indices)
                 model = StackedEntropyModel.of_members(arch, together, priors)
-                decoded = read_latents_batched(decoders, model, zero_flags, coding)
+                decoded = read_latents_batched(decoders, model, flags, coding)
             else:
                 decoded = [
                     read_latents(
@@ -752,7 +751,9 @@ def _decode_latents(shared: DecodedHeader, members: Sequence[bytes], scale: floa
                         zero_flags,
                         coding,
                     )
-                    for decoder, i, prior in zip(decoders, indices, priors, strict=True)
+                    for decoder, i, prior, zero_flags in zip(
+                        decoders, indices, priors, flags, strict=True
+                    )
                 ]
             for index, member_grids in zip(indices, decoded, strict=True):
                 grids[index] = member_grids

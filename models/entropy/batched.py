@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from inrstore.models.core.architecture import Architecture
 from inrstore.models.core.context import (
     ENCODING_ONE,
+    Checkerboard,
+    Half,
     aru_pass2_inputs,
     checkerboard,
     level_code,
@@ -142,11 +144,14 @@ def _read_pass(
 
 
 def read_latents_batched(
-    decoders: Sequence, model: StackedEntropyModel, zero_flags: int, coding: int
+    decoders: Sequence, model: StackedEntropyModel, zero_flags: Sequence[int], coding: int
 ) -> list[list[np.ndarray]]:
     """Every member's grids (float64, finest first), as :func:`~inrstore.models.entropy.
-    coding.read_latents` of each ``decoders[b]`` with member ``b``'s own entropy model would
-    give them; :func:`batchable` must hold for the architecture."""
+    coding.read_latents` of each ``decoders[b]`` with member ``b``'s own entropy model and
+    zero flags ``zero_flags[b]`` would give them; :func:`batchable` must hold for the
+    architecture. The networks run for every member down to the finest grid any member
+    codes; a level's symbols are read for the members that code it, the others keep zeros
+    there (nothing of theirs depends on the (μ, σ) of grids they do not code)."""
     arch = model.arch
     if not batchable(arch, coding):
         raise ValueError("these members cannot be decoded together (see batchable)")
@@ -158,17 +163,13 @@ def read_latents_batched(
     prior_log_scale = model.prior_indices * (UNIT / LOG_SCALE_STEPS)
     coarse_mu = np.zeros((count, *shapes[top]))
     coarse_log_scale = np.broadcast_to(prior_log_scale[:, None, None], coarse_mu.shape).copy()
-    for level in range(top, finest_coded(zero_flags, arch.levels) - 1, -1):
-        coded = not zero_flags >> level & 1
+    finest = min(finest_coded(flags, arch.levels) for flags in zero_flags)
+    for level in range(top, finest - 1, -1):
+        members = [b for b, flags in enumerate(zero_flags) if not flags >> level & 1]
         flat = grids[level].reshape(count, -1)
         if level == top:
-            if coded:
-                flat[:] = _read_pass(
-                    decoders,
-                    coding,
-                    coarse_mu.reshape(count, -1),
-                    coarse_log_scale.reshape(count, -1),
-                )
+            mu, log_scale = coarse_mu.reshape(count, -1), coarse_log_scale.reshape(count, -1)
+            _read_rows(flat, members, decoders, coding, mu, log_scale)
             continue
         shape = shapes[level]
         board = checkerboard(*shape)
@@ -176,17 +177,45 @@ def read_latents_batched(
         anchors = _pass1_anchors(
             pass1[0], pass1[1:], coarse, coarse_mu, coarse_log_scale, shape, level, arch.levels
         )
-        if coded:
-            board.put(flat, "anchors", _read_pass(decoders, coding, anchors[:, 0], anchors[:, 1]))
+        _read_rows(flat, members, decoders, coding, anchors[:, 0], anchors[:, 1], board, "anchors")
         inputs = aru_pass2_inputs(
             torch.from_numpy(grids[level] * UNIT),
             torch.from_numpy(anchors),
             torch.from_numpy(coarse * UNIT),
         )
         others = _forward(pass2, inputs.numpy())
-        if coded:
-            board.put(flat, "others", _read_pass(decoders, coding, others[:, 0], others[:, 1]))
+        _read_rows(flat, members, decoders, coding, others[:, 0], others[:, 1], board, "others")
         output = board.merge(anchors, others)
         coarse_mu = output[:, 0].reshape(count, *shape)
         coarse_log_scale = output[:, 1].reshape(count, *shape)
     return [[grid[member] for grid in grids] for member in range(count)]
+
+
+def _read_rows(
+    flat: np.ndarray,
+    members: list[int],
+    decoders: Sequence,
+    coding: int,
+    mu: np.ndarray,
+    log_scale: np.ndarray,
+    board: Checkerboard | None = None,
+    half: Half = "anchors",
+) -> None:
+    """Read the symbols of ``members`` (the indices of those that code this level) under their
+    rows of ``(μ, log σ)`` ``(B, n)`` into their rows of ``flat`` ``(B, h*w)``: the whole
+    row, or ``board``'s ``half`` of it."""
+    if not members:
+        return
+    every = len(members) == len(decoders)
+    rows = flat if every else flat[members]
+    if every:
+        symbols = _read_pass(decoders, coding, mu, log_scale)
+    else:
+        chosen = [decoders[b] for b in members]
+        symbols = _read_pass(chosen, coding, mu[members], log_scale[members])
+    if board is None:
+        rows[:] = symbols
+    else:
+        board.put(rows, half, symbols)
+    if not every:
+        flat[members] = rows

@@ -37,8 +37,11 @@ def _decoder(payload: bytes):
 
 
 @pytest.mark.parametrize("coding", [ANCHOR_PASS1_CODING, WINDOW_CODING])
-@pytest.mark.parametrize("zero_flags", [0, 0b1, 0b101])
-def test_grids_decoded_together_are_each_members_own(zero_flags: int, coding: int) -> None:
+@pytest.mark.parametrize("zero_flags", [(0, 0, 0), (0b1,) * 3, (0b101,) * 3, (0b101, 0, 0b1000)])
+def test_grids_decoded_together_are_each_members_own(
+    zero_flags: tuple[int, ...], coding: int
+) -> None:
+    """Members with different zero flags too: each reads only the levels it codes."""
     arch = Architecture(32, 24, 3, 4, 0)
     modules = [random_modules(arch, seed) for seed in range(3)]
     priors = [10 + seed for seed in range(3)]
@@ -46,20 +49,22 @@ def test_grids_decoded_together_are_each_members_own(zero_flags: int, coding: in
         fixed_entropy_model(arch, own, prior) for own, prior in zip(modules, priors, strict=True)
     ]
     payloads, originals = [], []
-    for seed, model in enumerate(models):
+    for seed, (model, own_flags) in enumerate(zip(models, zero_flags, strict=True)):
         grids = random_grids(arch, seed=seed + 7)
         for level in range(arch.levels):
-            if zero_flags >> level & 1:
+            if own_flags >> level & 1:
                 grids[level][:] = 0
         payload, flags = encode_latents(model, grids, coding)
-        assert flags == zero_flags
+        assert flags == own_flags
         payloads.append(payload)
         originals.append(grids)
     decoders = [_decoder(payload) for payload in payloads]
     stacked = StackedEntropyModel.of_members(arch, _stacked(modules), priors)
     together = read_latents_batched(decoders, stacked, zero_flags, coding)
-    for grids, decoded, model, payload in zip(originals, together, models, payloads, strict=True):
-        alone = read_latents(_decoder(payload), model, zero_flags, coding)
+    for grids, decoded, model, payload, own_flags in zip(
+        originals, together, models, payloads, zero_flags, strict=True
+    ):
+        alone = read_latents(_decoder(payload), model, own_flags, coding)
         for original, batched, single in zip(grids, decoded, alone, strict=True):
             np.testing.assert_array_equal(batched, original)
             np.testing.assert_array_equal(single, original)
@@ -74,7 +79,7 @@ def test_only_aru_grids_of_even_width_with_the_latest_codings_decode_together() 
     arch = Architecture(32, 24, 3, 4, 1)
     model = StackedEntropyModel.of_members(arch, _stacked([random_modules(arch, 0)]), [10])
     with pytest.raises(ValueError, match="cannot be decoded together"):
-        read_latents_batched([None], model, 0, ANCHOR_PASS1_CODING)
+        read_latents_batched([None], model, [0], ANCHOR_PASS1_CODING)
 
 
 def _stacked(members: list[dict[str, QuantizedModule]]) -> dict[str, QuantizedModule]:
