@@ -1,10 +1,11 @@
 """Decoding the latent grids of many members of a shard at once.
 
-The members of a group have the same grid shapes, zero flags and coding, and each its own
-range decoder and its own (mixed) entropy networks. Every network evaluation runs once for
-the whole group, on stacked weights ``(B, out, in)`` and inputs ``(B, in, n)``: the same
-exact integer sums in float64 as :mod:`~inrstore.models.entropy.coding`, so every member's
-grids are bit for bit those of a member decoded alone. Only the symbol reads are per member.
+The members of a group have the same grid shapes and coding (their zero flags may differ),
+and each its own range decoder and its own (mixed) entropy networks. Every network
+evaluation runs once for the whole group, on stacked weights ``(B, out, in)`` and inputs
+``(B, in, n)``: the same exact integer sums in float64 as
+:mod:`~inrstore.models.entropy.coding`, so every member's grids are bit for bit those of a
+member decoded alone. Only the symbol reads are per member.
 
 Covers ARU and prior levels with :data:`~inrstore.models.entropy.coding.ANCHOR_PASS1_CODING`
 or :data:`~inrstore.models.entropy.coding.WINDOW_CODING` and grids of even widths;
