@@ -269,18 +269,28 @@ def _job_of_members(job: EncodeJob, indices: Sequence[int]) -> EncodeJob:
 def _inherited_latents(warm_start: bytes | None, size: tuple[int, int]) -> bool | None:
     """Whether an earlier header of one set of shared networks had shared latents of
     ``size``; None without such a header (a damaged one counts as none)."""
-    if warm_start is None:
+    earlier = _earlier_shared(warm_start)
+    if earlier is None or earlier.bases != 1:
         return None
+    if earlier.latents is None:
+        return False
     try:
-        earlier = unpack_header(warm_start)[0]
-        if earlier.own_networks or earlier.bases != 1:
-            return None
-        if earlier.latents is None:
-            return False
         own = unpack_member(earlier.latents, earlier.template)[0]
     except BitstreamError:
         return None
     return (own.height, own.width) == size
+
+
+def _earlier_shared(warm_start: bytes | None) -> ShardHeader | None:
+    """The header ``warm_start`` when it is one of shared networks; None without one (a
+    damaged one counts as none)."""
+    if warm_start is None:
+        return None
+    try:
+        earlier = unpack_header(warm_start)[0]
+    except BitstreamError:
+        return None
+    return None if earlier.own_networks else earlier
 
 
 def _encode_compared(
@@ -325,13 +335,8 @@ def _continues_shared(job: EncodeJob) -> bool:
     """Whether ``job`` starts from an earlier header of shared networks that its own shared
     networks would start from (same architecture and K): that shard's choice is kept without
     a trial (a damaged header counts as none)."""
-    if job.warm_start is None:
-        return False
-    try:
-        earlier = unpack_header(job.warm_start)[0]
-    except BitstreamError:
-        return False
-    if earlier.own_networks or earlier.bases != job.bases:
+    earlier = _earlier_shared(job.warm_start)
+    if earlier is None or earlier.bases != job.bases:
         return False
     return earlier.template == _shared_template(job)[0]
 

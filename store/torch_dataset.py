@@ -180,6 +180,6 @@ class ShardStream(_StoreReader, IterableDataset):
 def as_tensors(images: Sequence[np.ndarray]) -> list[torch.Tensor]:
     """``uint8 (H, W, C)`` images as float32 ``(C, H, W)`` tensors in [0, 1]; images of one
     size are converted in one pass (views of one ``(B, C, H, W)`` tensor)."""
-    if images and all(image.shape == images[0].shape for image in images):
+    if len(images) > 1 and all(image.shape == images[0].shape for image in images):
         return list(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(255.0))
     return [torch.from_numpy(image).permute(2, 0, 1).float().div(255.0) for image in images]
