@@ -12,6 +12,8 @@ from inrstore.store.errors import AmbiguousIdError, UnknownIdError
 
 SHORT_ID = 12
 MIN_PREFIX = 4
+FULL_ID = 64
+"""Hex digits of a whole id (SHA-256)."""
 _HEX = set(string.hexdigits.lower())
 
 
@@ -21,9 +23,16 @@ def short(hex_id: str) -> str:
 
 def resolve(txn, members_db, names_db, ident: str) -> str:
     """The full hex id named by ``ident`` (a prefix of an id, or a stored name)."""
+    key = ident.encode()
+    if (
+        len(ident) == FULL_ID
+        and txn.get(key, db=members_db) is not None
+        and txn.get(key, db=names_db) is None
+    ):
+        return ident  # a whole id that no name shadows: unique, no scan needed
     candidates: set[str] = set()
     name_cursor = txn.cursor(db=names_db)
-    if name_cursor.set_key(ident.encode()):
+    if name_cursor.set_key(key):
         candidates.update(value.decode() for value in name_cursor.iternext_dup())
     lowered = ident.lower()
     if not candidates and len(lowered) >= MIN_PREFIX and set(lowered) <= _HEX:

@@ -73,11 +73,14 @@ def test_ids_resolve_by_prefix_and_name_with_clear_errors(filled: Path, tmp_path
             Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(folder / "same.png")
             store.add([folder], preset=QUICK)
         hex_id = store.ids()[0]
+        assert store.resolve(hex_id) == hex_id
         assert store.resolve(hex_id[:6]) == hex_id
         assert store.resolve(hex_id.upper()[:10]) == hex_id
         assert store.resolve("dogs/0004.png") in store.ids()
         with pytest.raises(UnknownIdError, match="no image with id or name 'ffffffffffff'"):
             store.resolve("f" * 12)
+        with pytest.raises(UnknownIdError):
+            store.resolve("f" * 64)  # a whole id that is not stored
         with pytest.raises(UnknownIdError):
             store.resolve("abc")  # too short to be a prefix, and no such name
         with pytest.raises(
