@@ -165,7 +165,8 @@ def encode_shard(
     ``batch_pixels`` pixels (and at least one image). ``time_limit`` defaults to the sum of
     the preset's single-image budgets. ``warm_start`` (an earlier shard's header) starts
     shared bases from its own when the networks match, and then trains for
-    :attr:`~inrstore.models.fit.shard_train.ShardSettings.warm_fraction` of the schedule.
+    :attr:`~inrstore.models.fit.shard_train.ShardSettings.warm_fraction` of the schedule; a
+    damaged one (:func:`read_shard_header` refuses it) is ignored: the shard starts cold.
     """
     from inrstore.models.fit.candidates import EncodeJob
     from inrstore.models.fit.presets import preset as find_preset
@@ -184,6 +185,8 @@ def encode_shard(
     budgets = [chosen.time_budget(p.shape[0] * p.shape[1]) for p in pixels]
     if time_limit is None and chosen.crop_seconds is not None:
         time_limit = sum(budgets)
+    if warm_start is not None and not _readable(warm_start):
+        warm_start = None
     if sharing == "auto":
         sharing = choose_sharing(pixels)
     latents = sharing == "latents"
@@ -267,29 +270,32 @@ def _job_of_members(job: EncodeJob, indices: Sequence[int]) -> EncodeJob:
 
 
 def _inherited_latents(warm_start: bytes | None, size: tuple[int, int]) -> bool | None:
-    """Whether an earlier header of one set of shared networks had shared latents of
-    ``size``; None without such a header (a damaged one counts as none)."""
+    """Whether an earlier (readable) header of one set of shared networks had shared latents
+    of ``size``; None without such a header."""
     earlier = _earlier_shared(warm_start)
     if earlier is None or earlier.bases != 1:
         return None
     if earlier.latents is None:
         return False
-    try:
-        own = unpack_member(earlier.latents, earlier.template)[0]
-    except BitstreamError:
-        return None
+    own = unpack_member(earlier.latents, earlier.template)[0]
     return (own.height, own.width) == size
 
 
+def _readable(header: bytes) -> bool:
+    """Whether :func:`read_shard_header` reads ``header``."""
+    try:
+        read_shard_header(header)
+    except BitstreamError:
+        return False
+    return True
+
+
 def _earlier_shared(warm_start: bytes | None) -> ShardHeader | None:
-    """The header ``warm_start`` when it is one of shared networks; None without one (a
-    damaged one counts as none)."""
+    """The (readable) header ``warm_start`` when it is one of shared networks; None without
+    one."""
     if warm_start is None:
         return None
-    try:
-        earlier = unpack_header(warm_start)[0]
-    except BitstreamError:
-        return None
+    earlier = unpack_header(warm_start)[0]
     return None if earlier.own_networks else earlier
 
 
@@ -334,7 +340,7 @@ def _encode_compared(
 def _continues_shared(job: EncodeJob) -> bool:
     """Whether ``job`` starts from an earlier header of shared networks that its own shared
     networks would start from (same architecture and K): that shard's choice is kept without
-    a trial (a damaged header counts as none)."""
+    a trial."""
     earlier = _earlier_shared(job.warm_start)
     if earlier is None or earlier.bases != job.bases:
         return False

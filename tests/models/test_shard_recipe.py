@@ -291,7 +291,8 @@ def test_a_shard_warm_started_from_fitting_shared_networks_keeps_them_without_a_
 ) -> None:
     """A dataset's later shard starts from the latest shard's header: when that header's
     shared networks fit the new shard (same architecture and K), its choice is kept and no
-    member is encoded with its own networks; a header that does not fit runs the trial."""
+    member is encoded with its own networks; a header that does not fit runs the trial, and a
+    damaged one is ignored."""
     images = _cifar(3, 5, 8, 9)
     first = encode_shard(images, TINY_PRESET, quality=20, bases=2, sharing="shared")
     own = encode_shard(images[:1], TINY_PRESET, quality=20)
@@ -313,3 +314,9 @@ def test_a_shard_warm_started_from_fitting_shared_networks_keeps_them_without_a_
         bases = 2 if warm is own.header else 3
         encode_shard(images, TINY_PRESET, quality=20, bases=bases, warm_start=warm)
         assert trials
+    damaged = bytearray(first.header)
+    damaged[len(damaged) // 2] ^= 0xFF  # fails the header's CRC: ignored, the shard starts cold
+    cold = encode_shard(
+        images[:2], TINY_PRESET, quality=20, bases=2, sharing="shared", warm_start=bytes(damaged)
+    )
+    assert not cold.warm_started
