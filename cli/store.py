@@ -32,6 +32,7 @@ from inrstore.store import MemberInfo, Store, StoreError
 from inrstore.store.archive import read_labels
 from inrstore.store.ids import short
 from inrstore.store.memory_faults import guard_memory_faults
+from inrstore.store.psnr_target import PSNR_RANGE
 
 _FORMATS = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG", "jpg": "JPEG"}
 
@@ -59,7 +60,17 @@ def add(
         typer.Option(min=1, help="Images per shard (default 128 small, 8 large, 16 frames)."),
     ] = None,
     preset: Annotated[str, typer.Option(help=f"Encoder effort: {', '.join(PRESETS)}.")] = "fast",
-    quality: Annotated[float, typer.Option(min=0, max=100)] = DEFAULT_QUALITY,
+    quality: Annotated[
+        float, typer.Option(min=0, max=100, help="Quality (with --psnr: the first shard's).")
+    ] = DEFAULT_QUALITY,
+    psnr: Annotated[
+        float | None,
+        typer.Option(
+            min=PSNR_RANGE[0],
+            max=PSNR_RANGE[1],
+            help="Mean PSNR (dB) to aim for: each later shard's quality steers towards it.",
+        ),
+    ] = None,
     bases: Annotated[
         int | None, typer.Option(min=1, help="Weight bases K per shard (default 4, at most N).")
     ] = None,
@@ -125,7 +136,7 @@ def add(
             paths, preset=preset, quality=quality, shard_size=shard_size, bases=bases,
             sharing=sharing, device=device, workers=workers, engine=engine, ray_address=ray_address,
             warm_start=warm_start, labels=labels,
-            label_from_folder=label_from_folder, on_progress=show,
+            label_from_folder=label_from_folder, psnr=psnr, on_progress=show,
         )  # fmt: skip
     if report.failures:
         errors.print(problems_table(report.failures, "Files not added"))
@@ -226,14 +237,15 @@ def _list_shards(ctx: typer.Context, as_json: bool) -> None:
             print(json.dumps(summary.__dict__ | {"bpp": summary.bpp}))
         return
     table = Table(title=f"{len(summaries)} shards", title_justify="left")
-    for column in ("shard", "images", "header bytes", "member bytes", "bpp", "mean PSNR"):
+    columns = ("shard", "images", "header bytes", "member bytes", "bpp", "mean PSNR", "quality")
+    for column in columns:
         table.add_column(column, justify="right")
     table.add_column("networks")
     for summary in summaries:
         table.add_row(
             str(summary.shard), str(summary.members), str(summary.header_bytes),
             str(summary.member_bytes), f"{summary.bpp:.3f}", f"{summary.mean_psnr:.2f}",
-            summary.networks,
+            f"{summary.quality:.1f}", summary.networks,
         )  # fmt: skip
     console.print(table)
 

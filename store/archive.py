@@ -13,7 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -52,6 +52,7 @@ from inrstore.store.errors import CorruptRecordError, StoreDamagedError, StoreEr
 from inrstore.store.frames import Frames
 from inrstore.store.frames import forget as forget_frame
 from inrstore.store.lmdb_pages import PageDamage, walk_pages
+from inrstore.store.psnr_target import PsnrTarget
 from inrstore.store.records import (
     MemberRecord,
     ShardRecord,
@@ -141,7 +142,8 @@ class MemberInfo:
 
 @dataclass(frozen=True)
 class ShardSummary:
-    """Totals of one shard: its header, its members' own records, their pixels and PSNR."""
+    """Totals of one shard: its header, its members' own records, their pixels and PSNR, and
+    the quality it was encoded at (NaN where its record is damaged)."""
 
     shard: int
     members: int
@@ -149,6 +151,7 @@ class ShardSummary:
     member_bytes: int
     pixels: int
     mean_psnr: float
+    quality: float
     networks: str
     """What the members share (:func:`~inrstore.models.shard_codec.describe_networks`)."""
 
@@ -315,6 +318,10 @@ class Store:
                     networks = describe_networks(self._header(txn, number))
                 except (BitstreamError, CorruptRecordError):
                     networks = "unreadable header"
+                try:
+                    quality = self._shard(txn, number).quality
+                except CorruptRecordError:
+                    quality = float("nan")
                 summaries.append(
                     ShardSummary(
                         shard=number,
@@ -323,6 +330,7 @@ class Store:
                         member_bytes=sum(i.stored_bytes for i in infos),
                         pixels=sum(i.height * i.width for i in infos),
                         mean_psnr=sum(i.psnr for i in infos) / len(infos),
+                        quality=quality,
                         networks=networks,
                     )
                 )
@@ -452,6 +460,7 @@ class Store:
         labels: dict[str, int] | None = None,
         label_from_folder: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        psnr: float | None = None,
         on_progress: Callable[[AddProgress], None] | None = None,
     ) -> AddReport:
         """Scan, skip duplicates, group into shards, encode, commit shard by shard.
@@ -467,8 +476,12 @@ class Store:
         ``engine="ray"`` encodes them as tasks on the Ray cluster at ``ray_address``
         (:mod:`~inrstore.store.engines`). Labels come
         from ``labels`` ({file name: label}) or, with ``label_from_folder``, from the index of
-        the member's first folder among the sorted folder names.
+        the member's first folder among the sorted folder names. With ``psnr`` (dB) the
+        first shard is encoded at ``quality`` and each later one at the quality that steers
+        the mean PSNR of the members stored towards ``psnr``
+        (:class:`~inrstore.store.psnr_target.PsnrTarget`); each shard records its own.
         """
+        target = None if psnr is None else PsnrTarget(psnr, quality)
         report = AddReport()
         notify = on_progress or (lambda progress: None)
         scan = scan_images(list(paths))
@@ -481,14 +494,19 @@ class Store:
         progress = _AddCounter(notify, len(pending), len(shards))
 
         def job(shard: list[PendingImage]) -> ShardJob:
+            chosen = settings
+            if target is not None:
+                chosen = replace(settings, quality=target.next_quality(len(shard)))
             if warm_start and sharing == "latents":
-                return ShardJob(shard, settings, self._warm_header(shard, sharing))
-            return ShardJob(shard, settings, warm)
+                return ShardJob(shard, chosen, self._warm_header(shard, sharing))
+            return ShardJob(shard, chosen, warm)
 
         def commit(number: int, encoded: EncodedRecords) -> None:
             nonlocal warm
             report.failures.extend(encoded.failures)
-            report.added.extend(self._commit(encoded, preset, quality))
+            report.added.extend(self._commit(encoded, preset))
+            if target is not None:
+                target.observe(encoded.quality, [record.psnr for record in encoded.records])
             report.shards += 1
             progress.committed(number, len(encoded.records) + len(encoded.failures))
             if warm_start and encoded.header:
@@ -572,7 +590,7 @@ class Store:
         for part in group_into_shards(pending, classes, max(1, len(pending))):
             warm = self._warm_header(part, sharing) if warm_start else None
             encoded = encode_job(ShardJob(part, settings, warm), on_status)
-            stored += self._commit(encoded, preset, quality, unstage=True)
+            stored += self._commit(encoded, preset, unstage=True)
         return stored
 
     def _warm_header(self, shard: list[PendingImage], sharing: str) -> bytes | None:
@@ -581,7 +599,7 @@ class Store:
         return self.latest_header(folder_of(shard[0].name) if sharing == "latents" else None)
 
     def _commit(
-        self, encoded: EncodedRecords, preset: object, quality: float, *, unstage: bool = False
+        self, encoded: EncodedRecords, preset: object, *, unstage: bool = False
     ) -> list[str]:
         """Write one shard and its members atomically; skip members added meanwhile. With
         ``unstage``, the members are staged frames: only those still staged are written, and
@@ -599,7 +617,7 @@ class Store:
             txn.put(NEXT_SHARD, struct.pack(">Q", number + 1), db=dbs["meta"])
             preset_name = preset if isinstance(preset, str) else getattr(preset, "name", "custom")
             shard = ShardRecord(
-                number, int(time.time()), preset_name[:255], quality,
+                number, int(time.time()), preset_name[:255], encoded.quality,
                 tuple(r.content_id for r in fresh),
             )  # fmt: skip
             key = struct.pack(">Q", number)

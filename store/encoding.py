@@ -62,12 +62,14 @@ class ShardJob:
 @dataclass
 class EncodedRecords:
     """What a job produced: the shard header, member records (shard number not yet set),
-    files that changed or vanished since the scan, and training time."""
+    files that changed or vanished since the scan, training time and quality."""
 
     header: bytes
     records: list[MemberRecord] = field(default_factory=list)
     failures: list[tuple[Path, str]] = field(default_factory=list)
     seconds: float = 0.0
+    quality: float = 0.0
+    """The quality the records were encoded at."""
 
 
 def encode_job(job: ShardJob, on_status: Callable | None = None) -> EncodedRecords:
@@ -120,7 +122,7 @@ def encode_job(job: ShardJob, on_status: Callable | None = None) -> EncodedRecor
                 bitstream=member,
             )
         )
-    return EncodedRecords(encoded.header, records, failures, encoded.seconds)
+    return EncodedRecords(encoded.header, records, failures, encoded.seconds, settings.quality)
 
 
 def encode_job_in_worker(job: ShardJob, threads: int) -> EncodedRecords:

@@ -92,3 +92,13 @@ def test_unknown_id_in_an_existing_store(session) -> None:
     run("add", str(folder / "0001.png"))
     outcome = run("get", "deadbeef")
     assert outcome.exit_code == 1 and "no image with id or name 'deadbeef'" in outcome.output
+
+
+def test_add_with_a_psnr_target_lists_each_shards_quality(session) -> None:
+    run, folder = session
+    outside = run("add", str(folder), "--psnr", "70")
+    assert outside.exit_code == 2 and "--psnr" in outside.output
+    added = run("add", str(folder), "--psnr", "60", "--quality", "30", "--shard-size", "2")
+    assert added.exit_code == 1  # the broken file
+    shards = [json.loads(line) for line in run("ls", "--shards", "--json").output.splitlines()]
+    assert [shard["quality"] for shard in shards] == [30.0, 100.0]
