@@ -74,19 +74,32 @@ def bytes_at_psnr(codec: Codec, pixels: np.ndarray, target: float) -> float | No
         return points[quality]
 
     low, high = QUALITY_RANGE
-    if point(high)[1] < target:
-        return None
-    if point(low)[1] >= target:
+    if point(low)[1] >= target and point(high)[1] >= target:
         return float(point(low)[0])
-    while high - low > 1:  # invariant: PSNR(low) < target <= PSNR(high)
-        middle = (low + high) // 2
-        if point(middle)[1] >= target:
-            high = middle
-        else:
-            low = middle
-    (bytes_low, psnr_low), (bytes_high, psnr_high) = point(low), point(high)
+    found = bracket_psnr(point, target, low, high)
+    if found is None:
+        return None
+    (bytes_low, psnr_low), (bytes_high, psnr_high) = point(found[0]), point(found[1])
     share = (target - psnr_low) / (psnr_high - psnr_low)
     return bytes_low + share * (bytes_high - bytes_low)
+
+
+def bracket_psnr(
+    point: Callable[[int], tuple[int, float]], target: float, worst: int, best: int
+) -> tuple[int, int] | None:
+    """Neighbouring integer settings ``(below, reached)``, one step apart, with PSNR(below) <
+    ``target`` ≤ PSNR(reached), bisected between ``worst`` and ``best`` (PSNR rises from
+    ``worst`` to ``best``, in either numeric order; ``point(s)`` is setting ``s``'s (bytes,
+    PSNR)). None when ``best`` stays below ``target`` or ``worst`` already reaches it."""
+    if point(best)[1] < target or point(worst)[1] >= target:
+        return None
+    while abs(best - worst) > 1:  # invariant: PSNR(worst) < target <= PSNR(best)
+        middle = (worst + best) // 2
+        if point(middle)[1] >= target:
+            best = middle
+        else:
+            worst = middle
+    return worst, best
 
 
 def run_store_bench(

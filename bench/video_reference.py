@@ -28,6 +28,7 @@ import numpy as np
 
 from inrstore.bench.report import plot_rd
 from inrstore.bench.run import load_bench_images, write_report
+from inrstore.bench.store_bench import bracket_psnr
 from inrstore.models.metrics import bpp, psnr
 
 
@@ -121,20 +122,19 @@ def bytes_at_psnr(
     """The bytes at mean PSNR ``target``: CRFs bisected in ``crf_range`` (PSNR falls as CRF
     rises) for neighbours ``c`` (PSNR ≥ target) and ``c + 1`` (below), bytes interpolated
     log-linearly in PSNR between them. None when the range does not bracket ``target``."""
+
+    def point(crf: int) -> tuple[int, float]:
+        found = point_at(crf)
+        return found.bytes, found.mean_psnr
+
     low, high = crf_range
-    best, worst = point_at(low), point_at(high)
-    if best.mean_psnr < target or worst.mean_psnr >= target:
+    found = bracket_psnr(point, target, worst=high, best=low)
+    if found is None:
         return None
-    while high - low > 1:
-        middle = (low + high) // 2
-        if point_at(middle).mean_psnr >= target:
-            low = middle
-        else:
-            high = middle
-    above, below = point_at(low), point_at(high)
-    share = (above.mean_psnr - target) / (above.mean_psnr - below.mean_psnr)
-    log_bytes = math.log(above.bytes) + share * (math.log(below.bytes) - math.log(above.bytes))
-    return {"bytes": math.exp(log_bytes), "crfs": [low, high]}
+    (bytes_below, psnr_below), (bytes_above, psnr_above) = point(found[0]), point(found[1])
+    share = (psnr_above - target) / (psnr_above - psnr_below)
+    log_bytes = math.log(bytes_above) + share * (math.log(bytes_below) - math.log(bytes_above))
+    return {"bytes": math.exp(log_bytes), "crfs": [found[1], found[0]]}
 
 
 def _store_result(path: Path, names: list[str]) -> dict:
